@@ -1,0 +1,49 @@
+# Two commands set everything up on a fresh machine:
+#   make run   - virtualenv + install, then the whole pipeline (dvc repro) on the embedded synthetic data
+#   make test  - virtualenv + install, then the test suite (what CI runs)
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Two cores: one intra-op thread pool of 2 for torch/TF; quieter TensorFlow logs.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: params install run test test-slow mlflow-ui mlflow-server ui-deps ui-check clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/dvc repro
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install ui-deps
+	$(BIN)/python -m pytest -q -m slow
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts --host 127.0.0.1 --port 5000
+
+params: install
+	$(BIN)/python -m ferops.stages.params
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Headless Chromium for the MLflow UI check (Debian packages).
+ui-deps: install
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver)
+
+ui-check: ui-deps
+	$(BIN)/python scripts/ui_check.py --out outputs/ui
+
+clean:
+	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,1 @@
+"""ferops: facial-expression recognition from data to EdgeTPU."""

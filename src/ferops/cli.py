@@ -1,0 +1,148 @@
+"""`ferops` command line: thin subcommands over the packages (all logic is importable and tested there).
+
+    ferops promote  [--name N] [--margin M] [--dry-run] [--json]
+    ferops rollback [--name N] [--dry-run]
+    ferops runs     [--experiment E] [-n 10]
+    ferops models   [--name N]
+
+Global options (before the subcommand): --tracking-uri (else $MLFLOW_TRACKING_URI, else the
+project store), --config (params.yaml or a registry yaml; default: ./params.yaml's `registry:`
+block, else conf/registry/default.yaml).
+
+Adding a subcommand: write `_<name>_args(parser)` and `_<name>(args) -> int` (import what it
+needs inside, so `ferops --help` stays fast) and add one `Command` row to `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_EXPERIMENT = "ferops"
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _registry_config(args: argparse.Namespace, **overrides):
+    from ferops.registry.config import load_registry_config
+
+    return load_registry_config(args.config, **overrides)
+
+
+def _default_experiment() -> str:
+    """`tracking.experiment` of ./params.yaml when there is one (the DVC flow), else "ferops"."""
+    params = Path("params.yaml")
+    if params.is_file():
+        import yaml
+
+        data = yaml.safe_load(params.read_text()) or {}
+        return str((data.get("tracking") or {}).get("experiment") or DEFAULT_EXPERIMENT)
+    return DEFAULT_EXPERIMENT
+
+
+# -- promote / rollback ------------------------------------------------------------------------
+def _promote_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="registered model name (default: registry.name of the config)")
+    p.add_argument("--margin", type=float, help="minimum win on the metric (default: registry.margin)")
+    p.add_argument("--dry-run", action="store_true", help="print the decision, change nothing")
+    p.add_argument("--json", action="store_true", help="print the decision as JSON")
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from ferops.registry.promote import promote
+
+    cfg = _registry_config(args, name=args.name, margin=args.margin)
+    d = promote(cfg.name, margin=cfg.margin, gates=cfg.gates, dry_run=args.dry_run, metric=cfg.metric)
+    print(json.dumps(d.to_dict(), indent=2) if args.json else d.summary())
+    return 0
+
+
+def _rollback_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="registered model name (default: registry.name of the config)")
+    p.add_argument("--dry-run", action="store_true", help="print what would happen, change nothing")
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from ferops.registry.promote import NOOP, rollback
+
+    d = rollback(_registry_config(args, name=args.name).name, dry_run=args.dry_run)
+    print(d.summary())
+    return 1 if d.action == NOOP else 0
+
+
+# -- tables ------------------------------------------------------------------------------------
+def _runs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", help=f"experiment name (default: tracking.experiment of params.yaml, else {DEFAULT_EXPERIMENT})")
+    p.add_argument("-n", type=int, default=10, help="how many runs, newest first (default: 10)")
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from ferops.registry.reports import RUN_COLUMNS, format_table, recent_runs
+
+    print(format_table(recent_runs(args.experiment or _default_experiment(), args.n), RUN_COLUMNS))
+    return 0
+
+
+def _models_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="registered model name (default: registry.name of the config)")
+
+
+def _models(args: argparse.Namespace) -> int:
+    from ferops.registry.reports import VERSION_COLUMNS, format_table, model_versions
+
+    name = _registry_config(args, name=args.name).name
+    rows = model_versions(name)
+    if not rows:
+        print(f"no versions of {name!r}")
+        return 1
+    print(format_table(rows, VERSION_COLUMNS))
+    return 0
+
+
+COMMANDS: list[Command] = [
+    Command("promote", "move `champion` to `challenger` if it passes the gates and wins", _promote_args, _promote),
+    Command("rollback", "move `champion` back to `previous-champion`", _rollback_args, _rollback),
+    Command("runs", "recent runs of an experiment with their key metrics", _runs_args, _runs),
+    Command("models", "versions of a registered model with aliases and key metric tags", _models_args, _models),
+]
+
+
+def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ferops", description="ferops: registry, promotion and run reports.")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
+    parser.add_argument("--config", help="params.yaml or a registry yaml (default: ./params.yaml, else conf/registry/default.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in commands:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.add_arguments(p)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.tracking_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
+    try:
+        return args._run(args)
+    except (LookupError, FileNotFoundError, ValueError) as err:
+        print(f"ferops {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

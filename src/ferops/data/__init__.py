@@ -1,0 +1,35 @@
+"""ferops.data: sources, validation, class maps, splits, cache and the Lightning datamodule.
+
+Numpy-only names are re-exported here; the torch parts live in `ferops.data.datamodule`,
+`ferops.data.augment` and `ferops.data.preprocess` (import them directly).
+"""
+
+from ferops.data.class_map import ClassMap
+from ferops.data.constants import FER_CLASSES, IMAGE_SIZE
+from ferops.data.pipeline import PreparedData, load_prepared, prepare_dataset, save_prepared
+from ferops.data.sources import Fer2013Csv, FerPlus, ImageFolder, RawData
+from ferops.data.splits import SplitWarning, assign_splits, calibration_indices, calibration_subset
+from ferops.data.synthetic import SyntheticFaces
+from ferops.data.validation import DataIssue, DataValidationError, write_quarantine
+
+__all__ = [
+    "FER_CLASSES",
+    "IMAGE_SIZE",
+    "ClassMap",
+    "DataIssue",
+    "DataValidationError",
+    "Fer2013Csv",
+    "FerPlus",
+    "ImageFolder",
+    "PreparedData",
+    "RawData",
+    "SplitWarning",
+    "SyntheticFaces",
+    "assign_splits",
+    "calibration_indices",
+    "calibration_subset",
+    "load_prepared",
+    "prepare_dataset",
+    "save_prepared",
+    "write_quarantine",
+]

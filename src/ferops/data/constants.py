@@ -1,0 +1,30 @@
+"""Names shared by the whole data layer: the FER label space, usages and image geometry."""
+
+from __future__ import annotations
+
+IMAGE_SIZE = 48
+N_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+
+# The 7-class FER2013 id space every source decodes into (RawData.labels).
+FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_CLASS_TO_ID: dict[str, int] = {name: i for i, name in enumerate(FER_CLASSES)}
+
+# Other spellings met in public releases (FER+, AffectNet-style folders, RAF-DB names).
+CLASS_ALIASES: dict[str, str] = {
+    "anger": "angry",
+    "disgusted": "disgust",
+    "fearful": "fear",
+    "happiness": "happy",
+    "sadness": "sad",
+    "surprised": "surprise",
+}
+
+USAGES: tuple[str, ...] = ("train", "val", "test")
+SPLITS = USAGES
+
+
+def class_id(name: str) -> int | None:
+    """FER id of a class name (case-insensitive, aliases allowed), None when unknown."""
+    key = name.strip().lower()
+    key = CLASS_ALIASES.get(key, key)
+    return FER_CLASS_TO_ID.get(key)

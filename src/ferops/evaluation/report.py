@@ -1,0 +1,247 @@
+"""Evaluation and data reports: metrics, DVC plot data and figures written into one directory.
+
+Callers (the ``evaluate`` / ``prepare`` stages, ``ferops.evaluate``) pass numpy arrays,
+declare the files in ``dvc.yaml`` and log them to MLflow themselves; nothing here
+imports torch or mlflow.
+
+Files of :func:`write_evaluation_report` (each name preceded by ``prefix``):
+
+=========================== ===============================================================
+``metrics.json``            flat ``{key: float}``, see :func:`ferops.evaluation.metrics.classification_metrics`
+``confusion.csv``           one row per sample, columns ``actual,predicted`` (class names) for
+``confusion.json``          DVC's ``confusion`` template (the JSON is a list of the same rows)
+``confusion_matrix.png``    counts and row-normalised matrix
+``per_class_accuracy.png``  recall per class with support, accuracy and balanced accuracy
+``reliability.png``         reliability diagram with the ECE in its title
+``reliability.json``        one row per bin: ``bin, bin_lower, bin_upper, confidence, accuracy, count``
+                            (``null`` means for empty bins)
+``mistakes.png``            most confident mistakes (only when ``images`` is given)
+``classification_report.txt`` per-class table in the layout of sklearn's ``classification_report``
+=========================== ===============================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ferops.evaluation import plots
+from ferops.evaluation.metrics import (
+    _check_probs,
+    _macro_mask,
+    _per_class_from_cm,
+    classification_metrics,
+    confusion_matrix,
+    metric_key,
+    reliability_bins,
+)
+
+__all__ = [
+    "classification_report_text",
+    "data_stats",
+    "write_data_report",
+    "write_evaluation_report",
+]
+
+
+def _write_json(path: Path, obj: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, allow_nan=False)
+        fh.write("\n")
+    return path
+
+
+def _write_json_rows(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
+    """A JSON list written one object a line: compact for thousands of rows, still diffable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = ",\n".join(json.dumps(row, allow_nan=False) for row in rows)
+    path.write_text(f"[\n{body}\n]\n" if rows else "[]\n", encoding="utf-8")
+    return path
+
+
+def classification_report_text(
+    y_true: object,
+    y_pred: object,
+    class_names: Sequence[str],
+    extra: Mapping[str, float] | None = None,
+    digits: int = 4,
+) -> str:
+    """A per-class precision / recall / F1 / support table, laid out like sklearn's report.
+
+    The "macro avg" row averages over the classes present in ``y_true`` or ``y_pred``
+    (see :mod:`ferops.evaluation.metrics`); "weighted avg" weights by support.
+    ``extra`` lines (e.g. ``{"nll": ..., "ece": ...}``) are appended below the table.
+    """
+    names = [str(c) for c in class_names]
+    cm = confusion_matrix(y_true, y_pred, len(names))
+    pc = _per_class_from_cm(cm)
+    support = pc["support"]
+    total = int(support.sum())
+    mask = _macro_mask(pc)
+    width = max(len("weighted avg"), *(len(n) for n in names))
+    head = f"{'':>{width}} {'precision':>10} {'recall':>10} {'f1-score':>10} {'support':>10}"
+    lines = [head, ""]
+    row = f"{{:>{width}}} {{:>10.{digits}f}} {{:>10.{digits}f}} {{:>10.{digits}f}} {{:>10d}}"
+    for i, name in enumerate(names):
+        lines.append(row.format(name, pc["precision"][i], pc["recall"][i], pc["f1"][i], int(support[i])))
+    lines.append("")
+    acc = np.trace(cm) / total
+    lines.append(f"{'accuracy':>{width}} {'':>10} {'':>10} {acc:>10.{digits}f} {total:>10d}")
+    lines.append(row.format("macro avg", *(float(pc[k][mask].mean()) for k in ("precision", "recall", "f1")), total))
+    weights = support / total
+    lines.append(row.format("weighted avg", *(float((pc[k] * weights).sum()) for k in ("precision", "recall", "f1")),
+                            total))
+    absent = [n for n, m in zip(names, mask, strict=True) if not m]
+    if absent:
+        lines.append("")
+        lines.append(f"not in macro avg (no samples, never predicted): {', '.join(absent)}")
+    if extra:
+        lines.append("")
+        for key, value in extra.items():
+            lines.append(f"{key:>{width}} {value:>10.{digits}f}")
+    return "\n".join(lines) + "\n"
+
+
+def write_evaluation_report(
+    probs: object,
+    y_true: object,
+    images: object | None,
+    class_names: Sequence[str],
+    out_dir: str | Path,
+    prefix: str = "",
+    n_bins: int = 15,
+    max_mistakes: int = 24,
+    title: str | None = None,
+) -> dict[str, object]:
+    """Evaluate ``probs [N, C]`` against ``y_true [N]`` and write every report file into ``out_dir``.
+
+    ``images`` (uint8 ``[N, 48, 48]``, aligned with ``probs``) feeds ``mistakes.png``;
+    pass ``None`` to skip that figure. ``prefix`` goes in front of every file name
+    (``"test_"`` -> ``test_metrics.json``), so several sets can share one directory;
+    metric keys themselves are not prefixed (use ``metrics.add_prefix`` before logging).
+    ``title`` (e.g. the set's name) is put in front of the figure titles.
+
+    Returns ``{"metrics": flat dict as in metrics.json, "files": [Path, ...]}``.
+    """
+    p, t = _check_probs(probs, y_true)
+    names = [str(c) for c in class_names]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lead = f"{title}: " if title else ""
+
+    def path(name: str) -> Path:
+        return out / f"{prefix}{name}"
+
+    metrics = classification_metrics(p, t, names, n_bins=n_bins)
+    y_pred = p.argmax(axis=1)
+    confidence = p.max(axis=1)
+    cm = confusion_matrix(t, y_pred, len(names))
+    bins = reliability_bins(p, t, n_bins=n_bins)
+    files: list[Path] = [_write_json(path("metrics.json"), metrics)]
+
+    rows = [{"actual": names[a], "predicted": names[b]} for a, b in zip(t.tolist(), y_pred.tolist(), strict=True)]
+    csv_path = path("confusion.csv")
+    with csv_path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["actual", "predicted"])
+        writer.writeheader()
+        writer.writerows(rows)
+    files.append(csv_path)
+    files.append(_write_json_rows(path("confusion.json"), rows))
+    files.append(_write_json_rows(path("reliability.json"), bins.rows()))
+
+    report = classification_report_text(t, y_pred, names, extra={"nll": metrics["nll"], "ece": metrics["ece"]})
+    txt_path = path("classification_report.txt")
+    txt_path.write_text((f"{title}\n\n" if title else "") + report, encoding="utf-8")
+    files.append(txt_path)
+
+    figures = [
+        ("confusion_matrix.png", plots.plot_confusion_matrix(cm, names, title=f"{lead}Confusion matrix")),
+        ("per_class_accuracy.png", plots.plot_per_class_accuracy(cm, names, title=f"{lead}Per-class accuracy (recall)")),
+        ("reliability.png", plots.plot_reliability_diagram(bins, title=f"{lead}Reliability diagram")),
+    ]
+    if images is not None:
+        imgs = np.asarray(images)
+        if imgs.shape[0] != t.shape[0]:
+            raise ValueError(f"{imgs.shape[0]} images for {t.shape[0]} samples")
+        figures.append(
+            (
+                "mistakes.png",
+                plots.plot_confident_mistakes(imgs, t, y_pred, confidence, names, max_images=max_mistakes,
+                                              title=f"{lead}Most confident mistakes"),
+            )
+        )
+    for name, fig in figures:
+        files.append(plots.save_figure(fig, path(name)))
+    return {"metrics": metrics, "files": files}
+
+
+def data_stats(split_labels: Mapping[str, object], class_names: Sequence[str]) -> dict[str, float]:
+    """Flat counts: ``n_images/<split>`` and ``count/<split>/<class>`` (floats, as metrics)."""
+    n = len(class_names)
+    out: dict[str, float] = {}
+    for split, labels in split_labels.items():
+        counts = np.bincount(np.asarray(labels).astype(np.int64).ravel(), minlength=n)
+        if counts.shape[0] > n:
+            raise ValueError(f"split {split!r} has labels outside [0, {n})")
+        out[f"n_images/{split}"] = float(counts.sum())
+        for name, c in zip(class_names, counts, strict=True):
+            out[metric_key(f"count/{split}", name)] = float(c)
+    return out
+
+
+def write_data_report(
+    splits: Mapping[str, tuple[object | None, object]],
+    class_names: Sequence[str],
+    out_dir: str | Path,
+    stats: Mapping[str, object] | None = None,
+    prefix: str = "",
+    sample_split: str | None = None,
+    n_per_class: int = 8,
+    seed: int = 0,
+    title: str | None = None,
+) -> dict[str, object]:
+    """Figures and counts for a ``prepare`` stage.
+
+    ``splits`` maps split name -> ``(images uint8 [N, 48, 48] or None, labels [N])``.
+    Writes ``class_distribution.png``, ``samples.png`` (faces from ``sample_split``;
+    default "train" if present, else the first split with images) and
+    ``data_stats.json``: the :func:`data_stats` counts updated with ``stats`` (anything
+    JSON-serialisable the stage wants to record, e.g. dropped rows, fingerprint).
+
+    Returns ``{"stats": the dict written, "files": [Path, ...]}``.
+    """
+    if not splits:
+        raise ValueError("no splits given")
+    names = [str(c) for c in class_names]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lead = f"{title}: " if title else ""
+    labels = {s: np.asarray(lab) for s, (_, lab) in splits.items()}
+    for s, (imgs, lab) in splits.items():
+        if imgs is not None and np.asarray(imgs).shape[0] != np.asarray(lab).shape[0]:
+            raise ValueError(f"split {s!r}: {np.asarray(imgs).shape[0]} images but {np.asarray(lab).shape[0]} labels")
+
+    merged: dict[str, object] = dict(data_stats(labels, names))
+    merged.update(stats or {})
+    files = [_write_json(out / f"{prefix}data_stats.json", merged)]
+    files.append(plots.save_figure(
+        plots.plot_class_distribution(labels, names, title=f"{lead}Class distribution"),
+        out / f"{prefix}class_distribution.png",
+    ))
+
+    with_images = [s for s, (imgs, _) in splits.items() if imgs is not None]
+    if sample_split is None:
+        sample_split = "train" if "train" in with_images else (with_images[0] if with_images else None)
+    if sample_split is not None:
+        if sample_split not in with_images:
+            raise ValueError(f"sample_split {sample_split!r} has no images; splits with images: {with_images}")
+        imgs, lab = splits[sample_split]
+        fig = plots.plot_sample_grid(imgs, lab, names, n_per_class=n_per_class, seed=seed,
+                                     title=f"{lead}Samples per class ({sample_split} split)")
+        files.append(plots.save_figure(fig, out / f"{prefix}samples.png"))
+    return {"stats": merged, "files": files}

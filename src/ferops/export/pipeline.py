@@ -1,0 +1,361 @@
+"""The whole export chain in one call: :func:`run_export`.
+
+PyTorch -> ONNX (+ ONNX Runtime parity) -> onnx2tf SavedModel + fp32 TFLite -> full-int8 TFLite
+(calibrated on stratified training images) -> accuracy / macro-F1 / agreement of every format on the
+same eval images -> CPU latency per face -> EdgeTPU check (compiler when installed, static always)
+-> gates -> deployment bundle.
+
+Output layout (``out_dir``)::
+
+    exports/model.onnx  exports/saved_model/  exports/model_fp32.tflite  exports/model_int8.tflite
+    exports/edgetpu/ (compiler output, when it ran)  exports/export_report.json  exports/report.md
+    metrics.json        (numbers only: for `dvc metrics` and MLflow, see `flat_metrics`)
+    bundle/             (model_int8.tflite, labels.txt, model_metadata.json; only when the gates pass)
+
+No MLflow here: the DVC stage logs ``metrics.json`` and the files. The model is the deployable
+``nn.Module`` (float [B, 1, 48, 48] raw pixels 0..255 -> logits [B, C], preprocessing inside).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ferops.evaluation.metrics import accuracy, macro_f1
+from ferops.export.bundle import write_bundle
+from ferops.export.config import ExportConfig
+from ferops.export.edgetpu import check_edgetpu, find_edgetpu_compiler, run_edgetpu_compiler
+from ferops.export.gates import ExportGateError, evaluate_gates
+from ferops.export.latency import onnx_latency, tflite_latency, torch_latency
+from ferops.export.onnx import export_onnx, onnx_export_info, onnx_logits, torch_logits
+from ferops.export.tensorflow import onnx_to_tensorflow
+from ferops.export.tflite import quantize_int8, select_calibration
+from ferops.runtime.tflite import TFLiteModel
+
+__all__ = ["FORMATS", "flat_metrics", "parity", "run_export"]
+
+log = logging.getLogger("ferops.export")
+
+FORMATS = ("pytorch", "onnx", "tflite_fp32", "tflite_int8")
+_STEPS = 8
+
+
+def parity(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+    """Top-1 agreement and max / mean |logit difference| of ``other`` against ``reference`` ([N, C] each)."""
+    if reference.shape != other.shape:
+        raise ValueError(f"logit shapes differ: {reference.shape} vs {other.shape}")
+    diff = np.abs(reference.astype(np.float64) - other.astype(np.float64))
+    return {
+        "top1_agreement": float(np.mean(reference.argmax(1) == other.argmax(1))),
+        "max_abs_logit_diff": float(diff.max()),
+        "mean_abs_logit_diff": float(diff.mean()),
+    }
+
+
+def flat_metrics(metrics: Mapping[str, Any], prefix: str = "export") -> dict[str, float]:
+    """``{"export/tflite_int8/accuracy": 0.71, ...}`` from the nested metrics dict (numbers and bools only)."""
+    out: dict[str, float] = {}
+    for k, v in metrics.items():
+        key = f"{prefix}/{k}" if prefix else str(k)
+        if isinstance(v, Mapping):
+            out.update(flat_metrics(v, key))
+        elif isinstance(v, (bool, int, float, np.integer, np.floating)):
+            out[key] = float(v)
+    return out
+
+
+def _step(k: int, what: str) -> float:
+    log.info("[%d/%d] %s", k, _STEPS, what)
+    return time.perf_counter()
+
+
+def _dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _state_dict_bytes(model: nn.Module) -> int:
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.tell()
+
+
+def _check_images(name: str, images: np.ndarray, labels: np.ndarray, size: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (size, size):
+        raise ValueError(f"{name} images must be uint8 [N, {size}, {size}], got {images.dtype} {list(images.shape)}")
+    if labels.shape != (images.shape[0],):
+        raise ValueError(f"{name} labels must be [N] = [{images.shape[0]}], got {list(labels.shape)}")
+    if images.shape[0] == 0:
+        raise ValueError(f"no {name} images")
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(f"{name} labels outside [0, {n_classes}): min {labels.min()}, max {labels.max()}")
+    return images, labels.astype(np.int64)
+
+
+def _scores(y: np.ndarray, logits: np.ndarray, n_classes: int) -> dict[str, float]:
+    pred = logits.argmax(1)
+    return {"accuracy": float(accuracy(y, pred)), "macro_f1": float(macro_f1(y, pred, n_classes))}
+
+
+def run_export(
+    model: nn.Module,
+    meta: Mapping[str, Any],
+    calib_images: np.ndarray,
+    calib_labels: np.ndarray,
+    eval_images: np.ndarray,
+    eval_labels: np.ndarray,
+    out_dir: str | Path,
+    cfg: ExportConfig | Mapping[str, Any] | None = None,
+    *,
+    source: Mapping[str, Any] | None = None,
+    bundle_dir: str | Path | None = None,
+    metrics_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run the export chain (module docstring) and return the report dict.
+
+    ``meta``: ``{"class_names", "preprocessing", "model_name", ...}`` as from
+    ``ferops.training.checkpoint.load_deployable``. ``calib_*``: training images uint8 [N, 48, 48]
+    and labels (the calibration subset is drawn from them, stratified); ``eval_*``: the split every
+    format is scored on. ``source``: lineage for the bundle, e.g. ``{"run_id": ..., "checkpoint": ...}``.
+
+    Returns ``{"metrics": <metrics.json>, "gates": [...], "quantization": ..., "edgetpu": ...,
+    "latency": ..., "files": ..., "config": ..., ...}``. Raises :class:`ExportGateError` after writing
+    metrics.json and the report (but no bundle) when an enforced gate fails.
+    """
+    cfg = ExportConfig.from_mapping(cfg)
+    out_dir = Path(out_dir)
+    exports = out_dir / "exports"
+    bundle_dir = Path(bundle_dir) if bundle_dir is not None else out_dir / "bundle"
+    metrics_path = Path(metrics_path) if metrics_path is not None else out_dir / "metrics.json"
+    if exports.exists():  # exports/ is ours: no stale files from an earlier run (DVC outs, compiler output)
+        shutil.rmtree(exports)
+    exports.mkdir(parents=True)
+    class_names = [str(c) for c in meta["class_names"]]
+    n_classes = len(class_names)
+    size = cfg.image_size
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        raise ValueError("run_export expects the model on the CPU (load_deployable loads it there)")
+    calib_images, calib_labels = _check_images("calibration", calib_images, calib_labels, size, n_classes)
+    eval_images, eval_labels = _check_images("eval", eval_images, eval_labels, size, n_classes)
+    if cfg.max_eval_images is not None and eval_images.shape[0] > cfg.max_eval_images:
+        keep = np.sort(select_calibration(eval_labels, cfg.max_eval_images, seed=cfg.calibration_seed))
+        eval_images, eval_labels = eval_images[keep], eval_labels[keep]
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    # 1. PyTorch reference
+    t = _step(1, f"PyTorch reference logits on {len(eval_labels)} eval images")
+    model.eval()
+    logits = {"pytorch": torch_logits(model, eval_images)}
+    if logits["pytorch"].shape[1] != n_classes:
+        raise ValueError(f"model returns {logits['pytorch'].shape[1]} logits but meta lists {n_classes} classes")
+    timings["pytorch"] = time.perf_counter() - t
+
+    # 2. ONNX
+    t = _step(2, f"ONNX export ({cfg.onnx_exporter} exporter, opset {cfg.opset}, static batch 1) + onnx.checker + ONNX Runtime parity")
+    onnx_path = export_onnx(model, exports / "model.onnx", opset=cfg.opset, image_size=size, input_name=cfg.input_name,
+                            output_name=cfg.output_name, simplify=cfg.simplify_onnx, exporter=cfg.onnx_exporter)
+    onnx_info = onnx_export_info(onnx_path)
+    logits["onnx"] = onnx_logits(onnx_path, eval_images, progress=cfg.progress)
+    timings["onnx"] = time.perf_counter() - t
+
+    # 3. TensorFlow (onnx2tf)
+    t = _step(3, "onnx2tf -> SavedModel (NHWC) + fp32 TFLite")
+    tf_art = onnx_to_tensorflow(onnx_path, exports / "saved_model", float32_tflite=exports / "model_fp32.tflite")
+    fp32_model = TFLiteModel(tf_art.float32_tflite)
+    if fp32_model.input.shape != (1, size, size, 1):
+        raise RuntimeError(f"onnx2tf produced input {list(fp32_model.input.shape)}, expected NHWC [1, {size}, {size}, 1]")
+    logits["tflite_fp32"] = fp32_model.predict_logits(eval_images, progress=cfg.progress)
+    timings["tensorflow"] = time.perf_counter() - t
+
+    # 4. int8
+    calib_idx = select_calibration(calib_labels, cfg.n_calibration, seed=cfg.calibration_seed)
+    t = _step(4, f"full-int8 TFLite ({cfg.input_dtype} in / {cfg.output_dtype} out), {len(calib_idx)} calibration images")
+    int8_path = exports / "model_int8.tflite"
+    quant = quantize_int8(tf_art.saved_model_dir, calib_images[calib_idx], int8_path, input_dtype=cfg.input_dtype,
+                          output_dtype=cfg.output_dtype, pin_input_range=cfg.pin_input_range)
+    quant["calibration_class_counts"] = {class_names[c]: int(n) for c, n in zip(*np.unique(calib_labels[calib_idx], return_counts=True))}
+    quant["calibration_seed"] = cfg.calibration_seed
+    logits["tflite_int8"] = TFLiteModel(int8_path).predict_logits(eval_images, progress=cfg.progress)
+    timings["int8"] = time.perf_counter() - t
+
+    # 5. accuracy, macro-F1, agreement
+    t = _step(5, "accuracy / macro-F1 / agreement per format")
+    metrics: dict[str, Any] = {"n_eval": int(len(eval_labels)), "n_calibration": int(len(calib_idx)), "num_classes": n_classes}
+    for fmt in FORMATS:
+        metrics[fmt] = _scores(eval_labels, logits[fmt], n_classes)
+        if fmt != "pytorch":
+            p = parity(logits["pytorch"], logits[fmt])
+            metrics[fmt].update(top1_agreement=p["top1_agreement"], max_abs_logit_diff=p["max_abs_logit_diff"])
+    int8 = metrics["tflite_int8"]
+    int8["top1_agreement_vs_tflite_fp32"] = parity(logits["tflite_fp32"], logits["tflite_int8"])["top1_agreement"]
+    int8["accuracy_drop_points"] = 100.0 * (metrics["pytorch"]["accuracy"] - int8["accuracy"])
+    int8["macro_f1_drop_points"] = 100.0 * (metrics["pytorch"]["macro_f1"] - int8["macro_f1"])
+    timings["scores"] = time.perf_counter() - t
+
+    # 6. latency
+    t = _step(6, f"CPU latency per face: batch 1, {cfg.latency_threads} thread(s), {cfg.n_latency_runs} runs")
+    face = eval_images[0]
+    lat_kw = {"image_size": size, "threads": cfg.latency_threads, "n_runs": cfg.n_latency_runs, "n_warmup": cfg.n_latency_warmup}
+    latency = {
+        "pytorch": torch_latency(model, face, **lat_kw),
+        "onnx": onnx_latency(onnx_path, face, **lat_kw),
+        "tflite_fp32": tflite_latency(tf_art.float32_tflite, face, **lat_kw),
+        "tflite_int8": tflite_latency(int8_path, face, **lat_kw),
+    }
+    files = {
+        "pytorch": {"path": None, "size_bytes": _state_dict_bytes(model), "what": "state_dict (torch.save)"},
+        "onnx": {"path": str(onnx_path), "size_bytes": onnx_path.stat().st_size},
+        "saved_model": {"path": str(tf_art.saved_model_dir), "size_bytes": _dir_size(tf_art.saved_model_dir)},
+        "tflite_fp32": {"path": str(tf_art.float32_tflite), "size_bytes": tf_art.float32_tflite.stat().st_size},
+        "tflite_int8": {"path": str(int8_path), "size_bytes": int8_path.stat().st_size},
+    }
+    for fmt in FORMATS:
+        metrics[fmt]["latency_median_ms"] = latency[fmt]["median_ms"]
+        metrics[fmt]["latency_p95_ms"] = latency[fmt]["p95_ms"]
+        metrics[fmt]["size_bytes"] = files[fmt]["size_bytes"]
+    timings["latency"] = time.perf_counter() - t
+
+    # 7. EdgeTPU
+    compiler = find_edgetpu_compiler(cfg.edgetpu_compiler)
+    t = _step(7, "EdgeTPU: static check" + (f" + {compiler}" if compiler else " (edgetpu_compiler not on PATH)"))
+    edgetpu = check_edgetpu(int8_path)
+    if compiler:
+        edgetpu.compiler = run_edgetpu_compiler(int8_path, exports / "edgetpu", compiler, cfg.edgetpu_compiler_timeout_s)
+        edgetpu.compiler.pop("log", None)  # kept in exports/edgetpu/edgetpu_compiler.log
+    edgetpu_dict = edgetpu.to_dict()
+    (exports / "edgetpu_report.json").write_text(json.dumps(edgetpu_dict, indent=2) + "\n", encoding="utf-8")
+    log.info("%s", edgetpu.summary())
+    metrics["edgetpu"] = {
+        "compatible": bool(edgetpu.compatible),
+        "mapped_fraction": edgetpu.mapped_fraction,
+        "n_ops": edgetpu.n_ops,
+        "n_mapped": edgetpu.n_mapped,
+    }
+    if edgetpu.compiler is not None and edgetpu.compiler.get("on_chip_memory_used_bytes") is not None:
+        metrics["edgetpu"]["on_chip_memory_used_bytes"] = edgetpu.compiler["on_chip_memory_used_bytes"]
+    timings["edgetpu"] = time.perf_counter() - t
+
+    # 8. gates, reports, bundle
+    t = _step(8, "gates + metrics.json + bundle")
+    report: dict[str, Any] = {
+        "metrics": metrics,
+        "gates": [],
+        "quantization": quant,
+        "edgetpu": {k: edgetpu_dict[k] for k in ("compatible", "summary", "n_ops", "n_mapped", "mapped_fraction", "first_cpu_op", "model_issues", "op_counts", "compiler")},
+        "latency": latency,
+        "files": files,
+        "class_names": class_names,
+        "model_name": meta.get("model_name"),
+        "source": dict(source or {}),
+        "config": cfg.to_dict(),
+        "converters": _converter_versions(onnx_info),
+        "timings_s": timings,
+        "bundle_dir": None,
+    }
+    if bundle_dir.exists():  # never leave an older bundle next to a newer, possibly failing, export
+        shutil.rmtree(bundle_dir)
+    results = evaluate_gates(metrics, cfg, edgetpu_dict)
+    failures = [r for r in results if not r.passed]
+    error = ExportGateError(failures, report) if failures and cfg.gates.enforce else None
+    for f in failures:
+        log.warning("export gate failed: %s", f.message())
+    report["gates"] = [r.to_dict() for r in results]
+    metrics["gates_passed"] = all(r.passed for r in results)
+    if error is None:
+        write_bundle(
+            bundle_dir,
+            int8_path,
+            class_names,
+            preprocessing=meta.get("preprocessing"),
+            softmax_in_model=False,
+            source={"model_name": meta.get("model_name"), **dict(source or {})},
+            quantization={k: quant[k] for k in ("n_calibration", "calibration_seed")} | {"method": "post-training full-integer, per-channel weights"},
+            edgetpu={"compatible": edgetpu.compatible, "summary": edgetpu.summary()},
+        )
+        report["bundle_dir"] = str(bundle_dir)
+    if not cfg.keep_saved_model:
+        shutil.rmtree(tf_art.saved_model_dir, ignore_errors=True)
+        files["saved_model"]["path"] = None
+    timings["finish"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t_all
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (exports / "export_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    (exports / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    log.info("export done in %.1f s: int8 accuracy %.4f (drop %.2f points), agreement %.2f%%, %s",
+             timings["total"], int8["accuracy"], int8["accuracy_drop_points"], 100 * int8["top1_agreement"], edgetpu.summary())
+    if error is not None:
+        raise error
+    return report
+
+
+def _converter_versions(onnx_info: Mapping[str, str]) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(pkg: str) -> str:
+        try:
+            return version(pkg)
+        except PackageNotFoundError:  # pragma: no cover
+            return "?"
+
+    return {
+        "onnx": f"torch.onnx.export ({onnx_info['exporter']} exporter, opset {onnx_info['opset']}), torch {v('torch')}, onnx {v('onnx')}",
+        "onnx_exporter": onnx_info["exporter"],
+        "onnx_opset": onnx_info["opset"],
+        "onnxruntime": v("onnxruntime"),
+        "tensorflow": f"onnx2tf {v('onnx2tf')}, tensorflow {v('tensorflow')}",
+        "int8": f"tf.lite.TFLiteConverter.from_saved_model + representative dataset, TFLITE_BUILTINS_INT8 (tensorflow {v('tensorflow')})",
+        "runtime": f"ai-edge-litert {v('ai-edge-litert')}",
+    }
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """A short human-readable export report (formats table, quantisation, EdgeTPU, gates)."""
+    m = report["metrics"]
+    lines = [
+        f"# Export report: {report.get('model_name') or 'model'}",
+        "",
+        f"{m['n_eval']} eval images, {m['n_calibration']} calibration images; latency per face, batch 1, "
+        f"{report['config']['latency_threads']} thread(s).",
+        "",
+        "| format | accuracy | macro-F1 | top-1 agreement vs PyTorch | max abs logit diff | size (KiB) | median ms | p95 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for fmt in FORMATS:
+        r = m[fmt]
+        agree = f"{r['top1_agreement']:.2%}" if "top1_agreement" in r else "-"
+        diff = f"{r['max_abs_logit_diff']:.2e}" if "max_abs_logit_diff" in r else "-"
+        lines.append(
+            f"| {fmt} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {agree} | {diff} | {r['size_bytes'] / 1024:.1f} | "
+            f"{r['latency_median_ms']:.3f} | {r['latency_p95_ms']:.3f} |"
+        )
+    q = report["quantization"]
+    lines += [
+        "",
+        f"int8: accuracy drop {m['tflite_int8']['accuracy_drop_points']:.2f} points, "
+        f"agreement with fp32 TFLite {m['tflite_int8']['top1_agreement_vs_tflite_fp32']:.2%}.",
+        f"Input {q['input']['dtype']} {q['input']['shape']} scale {q['input']['scale']!r} zero point {q['input']['zero_point']}; "
+        f"output {q['output']['dtype']} {q['output']['shape']} scale {q['output']['scale']!r} zero point {q['output']['zero_point']}.",
+        "",
+        report["edgetpu"]["summary"],
+        "",
+        "| gate | measured | threshold | passed |",
+        "|---|---|---|---|",
+    ]
+    for g in report["gates"]:
+        lines.append(f"| {g['name']} | {g['measured']:.6g} | {g['op']} {g['threshold']:.6g} | {'yes' if g['passed'] else 'NO'} |")
+    return "\n".join(lines) + "\n"

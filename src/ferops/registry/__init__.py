@@ -1,0 +1,40 @@
+"""Model registry: the bundle as an MLflow pyfunc, registration, champion/challenger promotion, rollback.
+
+Aliases, never stages: `challenger` (newest version), `champion` (served), `previous-champion` (rollback target).
+"""
+
+from ferops.registry.config import Gates, RegistryConfig, load_registry_config
+from ferops.registry.promote import Decision, check_gates, decide, promote, rollback
+from ferops.registry.pyfunc import FERBundleModel, encode_images, log_pyfunc
+from ferops.registry.register import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    register_model,
+    register_pipeline_outputs,
+    registry_client,
+)
+from ferops.registry.reports import format_table, model_versions, recent_runs
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "PREVIOUS_CHAMPION",
+    "Decision",
+    "FERBundleModel",
+    "Gates",
+    "RegistryConfig",
+    "check_gates",
+    "decide",
+    "encode_images",
+    "format_table",
+    "load_registry_config",
+    "log_pyfunc",
+    "model_versions",
+    "promote",
+    "recent_runs",
+    "register_model",
+    "register_pipeline_outputs",
+    "registry_client",
+    "rollback",
+]

@@ -1,0 +1,35 @@
+"""The DVC register stage's work, callable from Python: register the pipeline's export as a new
+version (alias `challenger`) and, when configured, run the promotion right away."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ferops import tracking
+from ferops.registry.config import RegistryConfig
+from ferops.registry.promote import promote
+from ferops.registry.register import aliases_of, register_pipeline_outputs, registry_client
+
+
+def register_stage(
+    cfg: RegistryConfig,
+    run_id_file: str | Path = tracking.RUN_ID_FILE,
+    export_metrics: str | Path = "outputs/export/metrics.json",
+    bundle_dir: str | Path = "outputs/export/bundle",
+    onnx: str | Path | None = "outputs/export/exports/model.onnx",
+    checkpoint: str | Path | None = "outputs/train/checkpoints/best.ckpt",
+) -> dict[str, Any]:
+    """Returns what the stage writes to registered.json: name, version, aliases, run id, model URI,
+    and the promotion decision (or None when `auto_promote` is off)."""
+    version = register_pipeline_outputs(cfg.name, run_id_file, export_metrics, bundle_dir, onnx, checkpoint)
+    decision = promote(cfg.name, margin=cfg.margin, gates=cfg.gates, metric=cfg.metric) if cfg.auto_promote else None
+    client = registry_client()
+    return {
+        "name": cfg.name,
+        "version": version,
+        "aliases": aliases_of(cfg.name, version, client),
+        "run_id": tracking.read_run_id(run_id_file),
+        "model_uri": f"models:/{cfg.name}/{version}",
+        "promotion": None if decision is None else {k: v for k, v in decision.to_dict().items() if k != "name"},
+    }

@@ -1,0 +1,36 @@
+"""train: prepared arrays -> checkpoint, the pipeline's MLflow run (outputs/run_id.txt),
+training metrics and curves."""
+
+from __future__ import annotations
+
+import shutil
+
+import mlflow
+from omegaconf import open_dict
+
+from ferops import tracking
+from ferops.stages.common import PREPARED_DIR, REPORTS, TRAIN_DIR, dvc_tags, load_params, setup_logging, write_json
+from ferops.training.train import train
+
+OUT = REPORTS / "train"
+
+
+def main() -> None:
+    setup_logging()
+    cfg = load_params()
+    with open_dict(cfg):
+        cfg.data.prepared_dir = str(PREPARED_DIR)
+    if TRAIN_DIR.exists():
+        shutil.rmtree(TRAIN_DIR)  # stale checkpoints from an earlier run must not be picked up
+    result = train(cfg, TRAIN_DIR)
+    tracking.write_run_id(result.run_id)
+    with tracking.start_run(cfg.tracking.experiment, run_id=result.run_id):
+        mlflow.set_tags({**dvc_tags(), "pipeline": "dvc"})
+    keep = ("train/", "val/", "test/")
+    write_json(OUT / "metrics.json", {k: v for k, v in result.metrics.items() if k.startswith(keep) and "/recall/" not in k})
+    OUT.mkdir(parents=True, exist_ok=True)
+    shutil.copy(result.output_dir / "training_curves.png", OUT / "training_curves.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Store URIs and run lifecycle.
+
+MLflow >= 3.13 refuses the plain `./mlruns` file store, so the default is a SQLite database
+inside mlruns/ with artifacts beside it. `MLFLOW_TRACKING_URI` overrides it (a tracking server,
+PostgreSQL, a test's temporary store).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+DEFAULT_STORE_DIR = "mlruns"
+# A pipeline execution is one MLflow run: train creates it, later stages resume it through this file.
+RUN_ID_FILE = "outputs/run_id.txt"
+
+
+def store_dir() -> Path:
+    return Path(os.environ.get("FEROPS_MLRUNS_DIR", DEFAULT_STORE_DIR)).resolve()
+
+
+def tracking_uri() -> str:
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{store_dir() / 'mlflow.db'}"
+
+
+def _default_artifact_location(experiment_name: str) -> str | None:
+    # Only our default SQLite store gets artifacts under mlruns/; a server or other store decides itself.
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in experiment_name)
+    return (store_dir() / "artifacts" / safe).as_uri()
+
+
+def ensure_experiment(name: str) -> str:
+    """Point mlflow at our store and return the id of experiment `name`, creating it if needed."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=_default_artifact_location(name))
+    except mlflow.exceptions.MlflowException:
+        # Another process (a parallel sweep job) created it first.
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def new_run_name(*parts: str) -> str:
+    """Readable and unique: the parts, a timestamp and a short random suffix.
+    uuid4 reads os.urandom, so seeding torch/numpy/random cannot make two names collide."""
+    stamp = time.strftime("%m%d-%H%M%S")
+    return "-".join([p for p in parts if p] + [stamp, uuid.uuid4().hex[:4]])
+
+
+@contextmanager
+def start_run(
+    experiment: str,
+    run_name: str | None = None,
+    run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+) -> Iterator[mlflow.ActiveRun]:
+    """Start a new run or resume `run_id`. Ends the run FAILED if the block raises."""
+    exp_id = ensure_experiment(experiment)
+    kwargs: dict[str, Any] = {"run_id": run_id} if run_id else {"experiment_id": exp_id, "run_name": run_name}
+    if parent_run_id:
+        kwargs["parent_run_id"] = parent_run_id
+    with mlflow.start_run(nested=nested, tags=dict(tags or {}), **kwargs) as run:
+        yield run
+
+
+def write_run_id(run_id: str, path: str | Path = RUN_ID_FILE) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(run_id + "\n")
+
+
+def read_run_id(path: str | Path = RUN_ID_FILE) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no pipeline run id; run the train stage first (dvc repro)")
+    return path.read_text().strip()
+
+
+def flatten_params(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> {'a.b.c': 'value'}; lists become their string form."""
+    out: dict[str, str] = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten_params(value, prefix=f"{name}."))
+        else:
+            out[name] = str(value)[:6000]  # MLflow's param value limit
+    return out
+
+
+def log_params_flat(cfg: Mapping[str, Any]) -> None:
+    params = flatten_params(cfg)
+    items = sorted(params.items())
+    for i in range(0, len(items), 100):  # MLflow's batch limit
+        mlflow.log_params(dict(items[i : i + 100]))

@@ -1,0 +1,1 @@
+"""LightningModule, callbacks and the train() job."""

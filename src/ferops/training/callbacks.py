@@ -1,0 +1,25 @@
+"""Training callbacks that are ours (Lightning provides checkpointing, early stopping, LR monitor)."""
+
+from __future__ import annotations
+
+import lightning as L
+
+
+class StagedUnfreeze(L.Callback):
+    """Keep the backbone frozen (weights and BN statistics) for the first `freeze_epochs`,
+    training only the head; afterwards everything trains, the backbone at its own
+    (discriminative) learning rate set in `FERClassifier.configure_optimizers`."""
+
+    def __init__(self, freeze_epochs: int = 0):
+        self.freeze_epochs = freeze_epochs
+
+    def _set(self, pl_module, trainable: bool) -> None:
+        backbone = pl_module.net.backbone
+        for p in backbone.parameters():
+            p.requires_grad_(trainable)
+        backbone.train(trainable)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if self.freeze_epochs <= 0:
+            return
+        self._set(pl_module, trainable=trainer.current_epoch >= self.freeze_epochs)

@@ -1,0 +1,192 @@
+"""The LightningModule: optimisation, EMA, MixUp/CutMix and honest metrics.
+
+Validation and test use plain cross-entropy whatever the training loss, so runs with
+different losses compare on the same scale (timm's habit).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
+
+from ferops.training.mixup import mix_batch
+
+
+class EMA(nn.Module):
+    """Exponential moving average of a network's weights, with the usual warm-up
+    (decay grows as (1 + step) / (10 + step)) so early epochs are not dominated by the init."""
+
+    def __init__(self, net: nn.Module, decay: float):
+        super().__init__()
+        self.module = copy.deepcopy(net).eval().requires_grad_(False)
+        self.decay = decay
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        self.steps += 1
+        d = min(self.decay, (1.0 + self.steps.item()) / (10.0 + self.steps.item()))
+        for ema_p, p in zip(self.module.parameters(), net.parameters(), strict=True):
+            ema_p.lerp_(p.detach(), 1.0 - d)
+        for ema_b, b in zip(self.module.buffers(), net.buffers(), strict=True):
+            ema_b.copy_(b)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, min_lr_ratio: float) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+class FERClassifier(L.LightningModule):
+    def __init__(
+        self,
+        net: nn.Module,
+        preprocess: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        class_names: list[str],
+        warmup_epochs: float = 1.0,
+        min_lr_ratio: float = 0.01,
+        backbone_lr_mult: float = 1.0,
+        ema_decay: float = 0.0,
+        mixup: dict[str, float] | None = None,
+        meta: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        # Objects are rebuilt from the stored config (see checkpoint.py); only plain values go here.
+        self.save_hyperparameters(ignore=["net", "preprocess", "loss", "optimizer", "meta"])
+        self.net = net
+        self.preprocess = preprocess
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.class_names = list(class_names)
+        self.ema = EMA(net, ema_decay) if ema_decay > 0 else None
+        self.mixup = dict(mixup or {})
+        self.meta = dict(meta or {})
+        self._mix_rng = np.random.default_rng()
+        n = len(self.class_names)
+
+        def metrics() -> MetricCollection:
+            return MetricCollection(
+                {
+                    "acc": MulticlassAccuracy(n, average="micro"),
+                    "macro_f1": MulticlassF1Score(n, average="macro"),
+                    "recall": MulticlassRecall(n, average="none"),
+                }
+            )
+
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_metrics, self.val_metrics, self.test_metrics = metrics(), metrics(), metrics()
+        self.val_f1_best = MaxMetric()
+        self.test_probs: list[torch.Tensor] = []
+        self.test_labels: list[torch.Tensor] = []
+
+    # -- forward ---------------------------------------------------------------------------
+    @property
+    def eval_net(self) -> nn.Module:
+        """Weights used for validation, test and export: the EMA copy when EMA is on."""
+        return self.ema.module if self.ema is not None else self.net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images: float [B, 1, 48, 48] raw pixels in [0, 255]."""
+        return self.net(self.preprocess(images.float()))
+
+    # -- steps -----------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch["image"].float(), batch["label"]
+        target = batch.get("soft", labels)
+        if self.mixup.get("prob", 0) > 0:
+            images, target = mix_batch(images, target, len(self.class_names), rng=self._mix_rng, **self.mixup)
+        logits = self(images)
+        loss = self.loss(logits, target)
+        self.train_loss(loss)
+        self.train_metrics.update(logits.detach(), labels)
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def on_before_zero_grad(self, optimizer) -> None:
+        if self.ema is not None:
+            self.ema.update(self.net)
+
+    def _eval_step(self, batch, loss_metric: MeanMetric, metrics: MetricCollection) -> torch.Tensor:
+        images, labels = batch["image"].float(), batch["label"]
+        logits = self.eval_net(self.preprocess(images))
+        loss_metric(F.cross_entropy(logits, labels))
+        metrics.update(logits, labels)
+        return logits
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, self.val_loss, self.val_metrics)
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        logits = self._eval_step(batch, self.test_loss, self.test_metrics)
+        self.test_probs.append(logits.softmax(-1).cpu())
+        self.test_labels.append(batch["label"].cpu())
+        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
+
+    # -- epoch ends ------------------------------------------------------------------------
+    def _log_metrics(self, stage: str, metrics: MetricCollection) -> dict[str, float]:
+        values = metrics.compute()
+        headline = {f"{stage}/acc": values["acc"].item(), f"{stage}/macro_f1": values["macro_f1"].item()}
+        recalls = {
+            f"{stage}/recall/{name}": r for name, r in zip(self.class_names, values["recall"].tolist(), strict=True)
+        }
+        metrics.reset()
+        self.log_dict(headline, prog_bar=stage == "val")
+        self.log_dict(recalls)
+        return {**headline, **recalls}
+
+    def on_train_epoch_end(self) -> None:
+        self._log_metrics("train", self.train_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        out = self._log_metrics("val", self.val_metrics)
+        self.val_f1_best(out["val/macro_f1"])
+        self.log("val/macro_f1_best", self.val_f1_best.compute(), prog_bar=True)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_probs.clear()
+        self.test_labels.clear()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    def on_fit_start(self) -> None:
+        self.val_f1_best.reset()
+
+    # -- optimisation ----------------------------------------------------------------------
+    def configure_optimizers(self):
+        base_lr = self.optimizer_factory.keywords.get("lr", 1e-3)
+        head = list(self.net.head.parameters())
+        backbone = list(self.net.backbone.parameters())
+        groups = [
+            {"params": backbone, "lr": base_lr * self.hparams.backbone_lr_mult, "name": "backbone"},
+            {"params": head, "lr": base_lr, "name": "head"},
+        ]
+        optimizer = self.optimizer_factory(params=groups)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        max_epochs = max(1, self.trainer.max_epochs or 1)
+        warmup = int(round(self.hparams.warmup_epochs * total / max_epochs))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, max(1, warmup), self.hparams.min_lr_ratio))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- checkpoint ------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Everything needed to rebuild the deployable model without Hydra or the data.
+        checkpoint["ferops"] = {**self.meta, "class_names": self.class_names}
