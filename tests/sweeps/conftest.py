@@ -26,7 +26,6 @@ LIMITS = [
     "++trainer.limit_train_batches=2",
     "++trainer.limit_val_batches=1",
     "++trainer.limit_test_batches=1",
-    "trainer.enable_progress_bar=false",
     "data.source.n_per_class=20",
     "data.batch_size=16",
     f"tracking.experiment={EXPERIMENT}",

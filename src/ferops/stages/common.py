@@ -21,6 +21,7 @@ REPORTS = Path("reports")
 TRAIN_DIR = Path("outputs/train")
 CHECKPOINT = TRAIN_DIR / "checkpoints" / "best.ckpt"
 EXPORT_DIR = Path("outputs/export")
+EXPORT_METRICS = REPORTS / "export" / "metrics.json"
 
 
 def setup_logging() -> None:

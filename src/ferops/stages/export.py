@@ -10,11 +10,8 @@ import mlflow
 from ferops import tracking
 from ferops.data import load_prepared
 from ferops.export import ExportGateError, flat_metrics, run_export
-from ferops.stages.common import CHECKPOINT, EXPORT_DIR, PREPARED_DIR, REPORTS, load_params, pipeline_run, setup_logging
+from ferops.stages.common import CHECKPOINT, EXPORT_DIR, EXPORT_METRICS, PREPARED_DIR, load_params, pipeline_run, setup_logging
 from ferops.training.checkpoint import load_deployable
-
-METRICS = REPORTS / "export" / "metrics.json"
-
 
 def main() -> None:
     setup_logging()
@@ -27,7 +24,7 @@ def main() -> None:
         try:
             report = run_export(
                 model, meta, train.images, train.labels, test.images, test.labels, EXPORT_DIR, cfg.export,
-                source=source, metrics_path=METRICS,
+                source=source, metrics_path=EXPORT_METRICS,
             )
         except ExportGateError as err:
             mlflow.log_metrics(flat_metrics(err.report["metrics"]))
@@ -36,7 +33,7 @@ def main() -> None:
         mlflow.log_metrics(flat_metrics(report["metrics"]))
         mlflow.set_tags({"export.gates": "passed", "edgetpu.compatible": str(report["edgetpu"]["compatible"]).lower()})
         mlflow.log_artifacts(str(EXPORT_DIR / "bundle"), artifact_path="export/bundle")
-        mlflow.log_artifact(str(METRICS), artifact_path="export")
+        mlflow.log_artifact(str(EXPORT_METRICS), artifact_path="export")
         for name in ("export_report.json", "edgetpu_report.json", "report.md"):
             path = EXPORT_DIR / "exports" / name
             if path.is_file():

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from ferops import tracking
 from ferops.registry.config import RegistryConfig
 from ferops.registry.pipeline import register_stage
-from ferops.stages.common import CHECKPOINT, EXPORT_DIR, PARAMS, load_params, setup_logging, write_json
+from ferops.stages.common import CHECKPOINT, EXPORT_DIR, EXPORT_METRICS, PARAMS, load_params, setup_logging, write_json
 
 OUT = Path("outputs/register/registered.json")
 log = logging.getLogger("ferops.stages.register")
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m ferops.stages.register", description=__doc__.splitlines()[0])
     p.add_argument("--params", type=Path, default=PARAMS, help="file with the `registry:` block")
     p.add_argument("--run-id-file", type=Path, default=Path(tracking.RUN_ID_FILE))
-    p.add_argument("--export-metrics", type=Path, default=EXPORT_DIR / "metrics.json")
+    p.add_argument("--export-metrics", type=Path, default=EXPORT_METRICS)
     p.add_argument("--bundle", type=Path, default=EXPORT_DIR / "bundle")
     p.add_argument("--onnx", type=Path, default=EXPORT_DIR / "exports" / "model.onnx")
     p.add_argument("--checkpoint", type=Path, default=CHECKPOINT)

@@ -106,6 +106,14 @@ def _log_test_report(module: FERClassifier, datamodule, run_id: str, output_dir:
     mlflow.log_artifact(str(fig_path))
 
 
+def _callback(cfg: DictConfig, output_dir: Path):
+    # Checkpoints go with the run's outputs; the path is not in the config because params.yaml
+    # (the composed config) cannot know the Hydra run directory.
+    if cfg._target_.endswith("ModelCheckpoint") and not cfg.get("dirpath"):
+        return instantiate(cfg, dirpath=str(output_dir / "checkpoints"))
+    return instantiate(cfg)
+
+
 def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +130,7 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         run_id = run.info.run_id
         _log_run_record(cfg, datamodule, output_dir)
         logger = MLFlowLogger(experiment_name=t.experiment, tracking_uri=tracking.tracking_uri(), run_id=run_id)
-        callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+        callbacks = [_callback(c, output_dir) for c in cfg.callbacks.values() if c is not None]
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(output_dir))
         trainer.fit(module, datamodule=datamodule)
 

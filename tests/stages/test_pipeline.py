@@ -1,0 +1,119 @@
+"""The DVC pipeline for real, in a temporary copy of the repository, on the smoke preset."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from ferops.data.testing import write_fer2013_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A git + DVC copy of the project's tracked files, with its own MLflow store."""
+    dst = tmp_path / "repo"
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        src = ROOT / f
+        if src.is_file() and not f.startswith(("reports/", "dvc.lock")):
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / f)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+        "PYTHONPATH": str(dst / "src"),  # the copy's code, not the checkout's
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    (tmp_path / "mlruns").mkdir()
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        run(cmd, dst, env)
+    return dst, env
+
+
+def compose(repo_dir: Path, env: dict, *overrides: str) -> None:
+    run([sys.executable, "-m", "ferops.stages.params", *overrides], repo_dir, env)
+
+
+def stage_ran(output: str, stage: str) -> bool:
+    return f"Running stage '{stage}'" in output
+
+
+def test_dvc_repro_runs_the_whole_pipeline_then_nothing(repo):
+    repo_dir, env = repo
+    compose(repo_dir, env, "experiment=smoke", "export.n_latency_runs=20", "export.n_calibration=100")
+    first = run(["dvc", "repro"], repo_dir, env).stdout
+    for stage in ("prepare", "train", "evaluate", "export", "register"):
+        assert stage_ran(first, stage), stage
+
+    metrics = json.loads((repo_dir / "reports/evaluate/metrics.json").read_text())
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and "macro_f1" in metrics and "ece" in metrics
+    export = json.loads((repo_dir / "reports/export/metrics.json").read_text())
+    assert export["gates_passed"] is True
+    assert (repo_dir / "outputs/export/bundle/model_int8.tflite").is_file()
+
+    # One MLflow run holds train, evaluate, export and register.
+    run_id = (repo_dir / "outputs/run_id.txt").read_text().strip()
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    r = client.get_run(run_id)
+    assert r.data.metrics["eval/accuracy"] == pytest.approx(metrics["accuracy"])
+    assert any(k.startswith("export/") for k in r.data.metrics)
+    assert r.data.tags["dvc.exp_name"] == "workspace"
+    assert {"evaluate", "export"} <= {a.path for a in client.list_artifacts(run_id)}
+    registered = json.loads((repo_dir / "outputs/register/registered.json").read_text())
+    assert registered["version"]
+
+    second = run(["dvc", "repro"], repo_dir, env).stdout
+    assert not any(stage_ran(second, s) for s in ("prepare", "train", "evaluate", "export", "register")), second
+    assert "Data and pipelines are up to date" in second
+
+
+def test_loss_change_reruns_train_and_evaluate_but_not_prepare(repo):
+    repo_dir, env = repo
+    compose(repo_dir, env, "experiment=smoke")
+    run(["dvc", "repro", "evaluate"], repo_dir, env)
+    compose(repo_dir, env, "experiment=smoke", "loss=focal")
+    out = run(["dvc", "repro", "evaluate"], repo_dir, env).stdout
+    assert stage_ran(out, "train") and stage_ran(out, "evaluate")
+    assert not stage_ran(out, "prepare")
+
+
+def test_bad_raw_data_keeps_earlier_outputs(repo):
+    repo_dir, env = repo
+    csv = repo_dir / "data/raw/fer2013.csv"
+    specs = [(label, usage, 100 * i + 10 * label + k) for i, usage in enumerate(["Training", "PublicTest"]) for label in range(7) for k in range(4)]
+    write_fer2013_csv(csv, specs)
+    compose(repo_dir, env, "experiment=smoke", "data=fer2013", f"data.source.path={csv}")
+    run(["dvc", "repro", "prepare"], repo_dir, env)
+    before = (repo_dir / "data/prepared/splits.npz").read_bytes()
+    stats_before = (repo_dir / "reports/prepare/stats.json").read_text()
+
+    lines = csv.read_text().splitlines()
+    lines[5] = "3,12 13 x4,Training"  # non-numeric pixels, wrong count
+    csv.write_text("\n".join(lines) + "\n")
+    bad = run(["dvc", "repro", "prepare"], repo_dir, env, check=False)
+    assert bad.returncode != 0
+    assert "fer2013.csv" in bad.stderr and "line 6" in bad.stderr
+    assert (repo_dir / "data/prepared/splits.npz").read_bytes() == before
+    assert (repo_dir / "reports/prepare/stats.json").read_text() == stats_before
+
+    write_fer2013_csv(csv, specs)  # fixed
+    fixed = run(["dvc", "repro", "prepare"], repo_dir, env)
+    assert fixed.returncode == 0
+    assert (repo_dir / "data/prepared/splits.npz").read_bytes() == before
