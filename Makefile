@@ -30,10 +30,15 @@ test-slow: install ui-deps
 	$(BIN)/python -m pytest -q -m slow
 
 mlflow-ui: install
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts --host 127.0.0.1 --port 5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 params: install
 	$(BIN)/python -m ferops.stages.params
+
+MLFLOW_PORT ?= 5000
+# Tracking server on the project store; train with MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)
+mlflow-server: install
+	$(BIN)/mlflow server --backend-store-uri sqlite:///mlruns/mlflow.db --artifacts-destination mlruns/artifacts --serve-artifacts --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -4,6 +4,7 @@
     ferops rollback [--name N] [--dry-run]
     ferops runs     [--experiment E] [-n 10]
     ferops models   [--name N]
+    ferops sweep-report [PARENT_RUN] [--experiment E] [--metric M] [--out DIR] [--no-log]
 
 Global options (before the subcommand): --tracking-uri (else $MLFLOW_TRACKING_URI, else the
 project store), --config (params.yaml or a registry yaml; default: ./params.yaml's `registry:`
@@ -111,11 +112,32 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- sweeps ------------------------------------------------------------------------------------
+def _sweep_report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("parent_run", nargs="?", help="run id of the sweep's parent run (default: the newest sweep)")
+    p.add_argument("--experiment", help="with no PARENT_RUN: newest sweep of this experiment (default: any)")
+    p.add_argument("--metric", default="val/macro_f1_best", help="metric compared across runs (default: val/macro_f1_best)")
+    p.add_argument("--out", help="output directory (default: reports/sweeps/<parent run id>)")
+    p.add_argument("--no-log", action="store_true", help="only write the files, do not log them to the parent run")
+
+
+def _sweep_report(args: argparse.Namespace) -> int:
+    from ferops.sweeps.report import latest_sweep, sweep_report, to_markdown
+
+    parent = args.parent_run or latest_sweep(args.experiment)
+    df, paths = sweep_report(parent, Path(args.out or f"reports/sweeps/{parent}"), metric=args.metric, log_to_parent=not args.no_log)
+    print(paths["summary_md"].read_text() if "summary_md" in paths else to_markdown(df))
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
 COMMANDS: list[Command] = [
     Command("promote", "move `champion` to `challenger` if it passes the gates and wins", _promote_args, _promote),
     Command("rollback", "move `champion` back to `previous-champion`", _rollback_args, _rollback),
     Command("runs", "recent runs of an experiment with their key metrics", _runs_args, _runs),
     Command("models", "versions of a registered model with aliases and key metric tags", _models_args, _models),
+    Command("sweep-report", "compare a sweep's child runs (table, backbone x loss heatmap); log it to the parent run", _sweep_report_args, _sweep_report),
 ]
 
 

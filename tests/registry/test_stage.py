@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow
 
 from ferops.stages import register as stage
+from ferops.stages.common import EXPORT_METRICS
 from ferops.tracking import write_run_id
 
 
@@ -18,7 +19,8 @@ def _pipeline_outputs(root: Path, bundle_root: Path, run_id: str, metrics: dict)
     shutil.copytree(bundle_root / "bundle", export / "bundle", dirs_exist_ok=True)
     (export / "exports").mkdir(parents=True, exist_ok=True)
     shutil.copy(bundle_root / "model.onnx", export / "exports/model.onnx")
-    (export / "metrics.json").write_text(json.dumps(metrics))
+    (root / EXPORT_METRICS).parent.mkdir(parents=True, exist_ok=True)
+    (root / EXPORT_METRICS).write_text(json.dumps(metrics))
 
 
 def test_register_stage(store, tmp_path, bundle_root, make_run, export_metrics):

@@ -57,7 +57,9 @@ def stage_ran(output: str, stage: str) -> bool:
 
 def test_dvc_repro_runs_the_whole_pipeline_then_nothing(repo):
     repo_dir, env = repo
-    compose(repo_dir, env, "experiment=smoke", "export.n_latency_runs=20", "export.n_calibration=100")
+    # A 2-epoch smoke model evaluated on 84 images: one int8 flip is 1.2 points of agreement, so the
+    # agreement gate is relaxed here (the gates themselves are tested in tests/export).
+    compose(repo_dir, env, "experiment=smoke", "export.n_latency_runs=20", "export.n_calibration=100", "export.gates.min_int8_agreement=0.9")
     first = run(["dvc", "repro"], repo_dir, env).stdout
     for stage in ("prepare", "train", "evaluate", "export", "register"):
         assert stage_ran(first, stage), stage
@@ -99,7 +101,7 @@ def test_bad_raw_data_keeps_earlier_outputs(repo):
     csv = repo_dir / "data/raw/fer2013.csv"
     specs = [(label, usage, 100 * i + 10 * label + k) for i, usage in enumerate(["Training", "PublicTest"]) for label in range(7) for k in range(4)]
     write_fer2013_csv(csv, specs)
-    compose(repo_dir, env, "experiment=smoke", "data=fer2013", f"data.source.path={csv}")
+    compose(repo_dir, env, "data=fer2013", f"data.source.path={csv}")
     run(["dvc", "repro", "prepare"], repo_dir, env)
     before = (repo_dir / "data/prepared/splits.npz").read_bytes()
     stats_before = (repo_dir / "reports/prepare/stats.json").read_text()

@@ -20,8 +20,9 @@ from ferops.sweeps import PARENT_RUN_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENT = "ferops-sweep-test"
-# Tiny but complete runs: one epoch of two batches, one val and one test batch.
-LIMITS = [
+# The smoke preset cut to one epoch of two batches, one val and one test batch.
+SMOKE = [
+    "experiment=smoke",
     "trainer.max_epochs=1",
     "++trainer.limit_train_batches=2",
     "++trainer.limit_val_batches=1",
@@ -30,9 +31,6 @@ LIMITS = [
     "data.batch_size=16",
     f"tracking.experiment={EXPERIMENT}",
 ]
-# Single-model checks run on the smoke preset. Sweeps over backbones cannot: experiment=smoke
-# patches fer_vgg-only keys into model.backbone_kwargs, which breaks `model=<anything else>`.
-SMOKE = ["experiment=smoke", *LIMITS]
 
 
 def sweep_wiring_overrides() -> list[str]:
@@ -94,8 +92,8 @@ def sweep_wiring():
 
 @pytest.fixture
 def sweep_args():
-    """Overrides for a tiny multirun over backbones (plus whatever wiring the config still lacks)."""
-    return [*LIMITS, *sweep_wiring_overrides()]
+    """Overrides for a tiny multirun on the smoke preset (plus whatever wiring the config still lacks)."""
+    return [*SMOKE, *sweep_wiring_overrides()]
 
 
 @pytest.fixture
@@ -112,5 +110,5 @@ def run_train():
 
 @pytest.fixture
 def experiment_runs():
-    """experiment_runs(uri, experiment="ferops-smoke") -> every run of that experiment."""
+    """experiment_runs(uri, experiment="ferops-sweep-test") -> every run of that experiment."""
     return _experiment_runs

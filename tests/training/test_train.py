@@ -23,6 +23,7 @@ TINY = [
     "+trainer.limit_val_batches=1",
     "+trainer.limit_test_batches=1",
     "trainer.enable_progress_bar=false",
+    "~callbacks.progress_bar",
     "data.source.n_per_class=20",
     "data.batch_size=16",
 ]
@@ -91,7 +92,7 @@ def fer_csv(tmp_path):
 
 @pytest.mark.parametrize("preset", _options("experiment"))
 def test_every_experiment_preset_fast_dev_run(preset, fer_csv, mlflow_store, tmp_path):
-    overrides = [f"experiment={preset}", "trainer.fast_dev_run=true", "trainer.accelerator=cpu", "trainer.precision=32", "data.num_workers=0", "data.batch_size=8"]
+    overrides = [f"experiment={preset}", "+trainer.fast_dev_run=true", "trainer.accelerator=cpu", "trainer.precision=32", "data.num_workers=0", "data.batch_size=8"]
     cfg = compose_config(overrides)
     if "source" in cfg.data and "path" in cfg.data.source:
         cfg = compose_config(overrides + [f"data.source.path={fer_csv}", f"data.cache_dir={tmp_path / 'cache'}"])
@@ -100,7 +101,7 @@ def test_every_experiment_preset_fast_dev_run(preset, fer_csv, mlflow_store, tmp
 
 
 def test_smoke_run_is_recorded_in_mlflow(mlflow_store, tmp_path):
-    cfg = compose_config(["experiment=smoke", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"])
+    cfg = compose_config(["experiment=smoke", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "~callbacks.progress_bar"])
     result = train(cfg, tmp_path / "out")
     client = mlflow.MlflowClient(mlflow_store)
     run = client.get_run(result.run_id)
@@ -156,6 +157,7 @@ def test_synthetic_default_is_learnable(mlflow_store, tmp_path):
             "model.backbone_kwargs.widths=[16,32,64]",
             "trainer.max_epochs=4",
             "trainer.enable_progress_bar=false",
+            "~callbacks.progress_bar",
         ]
     )
     result = train(cfg, tmp_path / "out")

@@ -22,15 +22,19 @@ def conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 class FerVGG(nn.Module):
     """VGG-style stages of 3x3 conv-BN-ReLU, each closed by 2x2 max-pooling, then global average pooling.
 
-    With the defaults a 48x48 input ends at 3x3x256 before pooling.
+    With the defaults a 48x48 input ends at 3x3x256 before pooling. `convs_per_stage` is one
+    number or one per stage (the 48x48 stage dominates the cost, so [1, 2, 2, 2] is a cheap deepening).
     """
 
-    def __init__(self, in_chans: int = 1, widths: Sequence[int] = (32, 64, 128, 256), convs_per_stage: int = 2):
+    def __init__(self, in_chans: int = 1, widths: Sequence[int] = (32, 64, 128, 256), convs_per_stage: int | Sequence[int] = 2):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = in_chans
-        for width in widths:
-            for _ in range(convs_per_stage):
+        per_stage = [convs_per_stage] * len(widths) if isinstance(convs_per_stage, int) else list(convs_per_stage)
+        if len(per_stage) != len(widths):
+            raise ValueError(f"convs_per_stage {convs_per_stage} must have one entry per width {list(widths)}")
+        for width, n_convs in zip(widths, per_stage):
+            for _ in range(n_convs):
                 layers.append(conv_bn_relu(c_in, width))
                 c_in = width
             layers.append(nn.MaxPool2d(2))

@@ -1,11 +1,13 @@
 """Sweeps and scale-out: one MLflow parent run per Hydra multirun, sweep reports, Optuna search
 spaces and a local tracking server.
 
-    MLflowSweepCallback   Hydra callback (conf/hydra/callbacks/mlflow_sweep.yaml): parent run,
-                          parent id handed to every job, summary logged at the end
-    sweep_report          comparison table + heatmap (+ size/latency trade-off) of a parent's children
-    fer_search_space      Optuna custom search space: loss parameters conditional on the loss
-    tracking_server       context manager: `mlflow server` on 127.0.0.1 (tests, `make mlflow-server`)
+    callback.MLflowSweepCallback   Hydra callback (conf/hydra/callbacks/mlflow_sweep.yaml): parent
+                                   run, parent id handed to every job, summary logged at the end
+    report.sweep_report            comparison table + heatmap (+ size/latency trade-off) of a
+                                   parent's children (`ferops sweep-report`)
+    study.log_study_summary        Optuna best params + trials table on the parent
+    search_space.fer_search_space  Optuna custom search space: loss parameters conditional on the loss
+    server.tracking_server         context manager: `mlflow server` on 127.0.0.1 (tests, docs)
 
 Nothing heavy is imported here: Hydra instantiates the callback before the job imports torch.
 """

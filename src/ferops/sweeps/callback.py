@@ -8,7 +8,7 @@ MULTIRUN mode only, a single run is left alone.
                      it also creates/migrates the SQLite store once, before any parallel job opens it.
   on_job_start       (the job's process: the same one for the basic launcher, a loky worker for
                      joblib, the cluster node for submitit: Hydra pickles the callback with its
-                     state) export FEROPS_PARENT_RUN_ID (and the store location); the tracking config
+                     state) export FEROPS_PARENT_RUN_ID (and the store URI); the tracking config
                      reads it: `parent_run_id: ${oc.env:FEROPS_PARENT_RUN_ID,null}`.
   on_job_end         (job's process) tag the child run with the job number and its overrides.
   on_multirun_end    (submitting process) sweep report (table + heatmap) and, for Optuna, the
@@ -118,6 +118,7 @@ class MLflowSweepCallback(Callback):
         d = sweep_definition(config)
         self.metric = self.metric or d["metric"] or "val/macro_f1_best"
         self.sweep_dir = d["sweep_dir"]
+        uri = tracking.tracking_uri()
         exp_id = tracking.ensure_experiment(d["experiment"])
         client = self._client()
         name = self.run_name or tracking.new_run_name("sweep", d["sweeper_name"].removesuffix("Sweeper").lower())
@@ -146,11 +147,9 @@ class MLflowSweepCallback(Callback):
 
         Path(self.sweep_dir).mkdir(parents=True, exist_ok=True)
         (Path(self.sweep_dir) / PARENT_RUN_FILE).write_text(self.parent_run_id + "\n")
-        # Jobs log where the parent does, whatever their working directory.
-        if os.environ.get("MLFLOW_TRACKING_URI"):
-            self.store_env = {"MLFLOW_TRACKING_URI": os.environ["MLFLOW_TRACKING_URI"]}
-        else:
-            self.store_env = {"FEROPS_MLRUNS_DIR": str(tracking.store.store_dir())}
+        # Jobs log where the parent does, whatever their working directory (the default store
+        # URI is absolute), unless their environment names a store already.
+        self.store_env = {"MLFLOW_TRACKING_URI": uri}
         os.environ[PARENT_RUN_ENV] = self.parent_run_id  # inherited by processes started from here
         atexit.register(self._end_if_unfinished)
         log.info("sweep parent run %s (%s) in experiment %s", name, self.parent_run_id, d["experiment"])
@@ -210,7 +209,10 @@ class MLflowSweepCallback(Callback):
 
         client = self._client()
         sweep_dir = Path(self.sweep_dir or str(config.hydra.sweep.dir))
-        n_jobs = len(list(sweep_dir.glob("*/.hydra/overrides.yaml")))
+        # Job directories (a job that died before MLflow still has one): compare with sweep.n_runs.
+        n_jobs = len(list(sweep_dir.glob("*/.hydra/overrides.yaml"))) or sum(
+            p.is_dir() and p.name.isdigit() for p in sweep_dir.iterdir()
+        )
         client.set_tag(self.parent_run_id, "sweep.n_jobs", str(n_jobs))
         for name in ("multirun.yaml", "optimization_results.yaml"):
             if (sweep_dir / name).is_file():

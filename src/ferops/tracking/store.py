@@ -34,11 +34,14 @@ def tracking_uri() -> str:
 
 
 def _default_artifact_location(experiment_name: str) -> str | None:
-    # Only our default SQLite store gets artifacts under mlruns/; a server or other store decides itself.
-    if os.environ.get("MLFLOW_TRACKING_URI"):
+    """A SQLite store keeps its artifacts beside the database (<db dir>/artifacts/<experiment>);
+    MLflow's own default would be ./mlruns under whatever the working directory is.
+    A server or another store decides for itself."""
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
         return None
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in experiment_name)
-    return (store_dir() / "artifacts" / safe).as_uri()
+    return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts" / safe).resolve().as_uri()
 
 
 def ensure_experiment(name: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import lightning as L
 
 
@@ -23,3 +25,22 @@ class StagedUnfreeze(L.Callback):
         if self.freeze_epochs <= 0:
             return
         self._set(pl_module, trainable=trainer.current_epoch >= self.freeze_epochs)
+
+
+class ImagesPerSecond(L.Callback):
+    """Logs `train/images_per_sec` each epoch: training throughput, data work included,
+    validation excluded (Lightning validates before `on_train_epoch_end`, so the clock stops at
+    the last training batch)."""
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._images, self._start = 0, time.perf_counter()
+        self._last = self._start
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._images += int(batch["label"].shape[0])
+        self._last = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        elapsed = self._last - self._start
+        if self._images and elapsed > 0:
+            pl_module.log("train/images_per_sec", self._images / elapsed)

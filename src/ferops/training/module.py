@@ -136,7 +136,7 @@ class FERClassifier(L.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         logits = self._eval_step(batch, self.test_loss, self.test_metrics)
-        self.test_probs.append(logits.softmax(-1).cpu())
+        self.test_probs.append(logits.float().softmax(-1).cpu())  # float: bf16 has no numpy
         self.test_labels.append(batch["label"].cpu())
         self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
 

@@ -3,6 +3,7 @@ best checkpoint; record everything in one MLflow run; return the metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ferops import tracking
@@ -126,18 +128,36 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
 
     t = cfg.tracking
     run_name = t.run_name or tracking.new_run_name(cfg.model.name, _loss_name(cfg), datamodule.dataset_name)
-    with tracking.start_run(t.experiment, run_name=run_name, run_id=t.run_id, parent_run_id=t.parent_run_id, nested=bool(t.parent_run_id)) as run:
-        run_id = run.info.run_id
-        _log_run_record(cfg, datamodule, output_dir)
-        logger = MLFlowLogger(experiment_name=t.experiment, tracking_uri=tracking.tracking_uri(), run_id=run_id)
-        callbacks = [_callback(c, output_dir) for c in cfg.callbacks.values() if c is not None]
+    # DDP runs train() once per rank (Lightning re-runs the command, SLURM/torchrun start one task
+    # per device): rank 0 owns the MLflow run, the other ranks train without one.
+    rank_zero = rank_zero_only.rank == 0
+    run_context = (
+        tracking.start_run(t.experiment, run_name=run_name, run_id=t.run_id, parent_run_id=t.parent_run_id, nested=bool(t.parent_run_id))
+        if rank_zero
+        else contextlib.nullcontext()
+    )
+    with run_context as run:
+        run_id = run.info.run_id if rank_zero else ""
+        if rank_zero:
+            _log_run_record(cfg, datamodule, output_dir)
+            mlflow.log_metric("model/num_params", sum(p.numel() for p in module.net.parameters()))
+        logger = MLFlowLogger(experiment_name=t.experiment, tracking_uri=tracking.tracking_uri(), run_id=run_id or None)
+        # A progress-bar callback and enable_progress_bar=false cannot be combined: the flag wins.
+        show_bar = cfg.trainer.get("enable_progress_bar", True)
+        callbacks = [
+            _callback(c, output_dir)
+            for c in cfg.callbacks.values()
+            if c is not None and (show_bar or not str(c._target_).endswith("ProgressBar"))
+        ]
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(output_dir))
         trainer.fit(module, datamodule=datamodule)
+        # test() replaces callback_metrics: keep the fit's (val/macro_f1_best is what sweeps optimise).
+        fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if np.ndim(v) == 0}
 
         ckpt_cb = trainer.checkpoint_callback
         best = Path(ckpt_cb.best_model_path) if ckpt_cb and ckpt_cb.best_model_path else None
         trainer.test(module, datamodule=datamodule, ckpt_path=str(best) if best else None)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if np.ndim(v) == 0}
+        metrics = {**fit_metrics, **{k: float(v) for k, v in trainer.callback_metrics.items() if np.ndim(v) == 0}}
 
         if trainer.is_global_zero:
             _log_test_report(module, datamodule, run_id, output_dir)
