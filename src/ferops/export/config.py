@@ -8,8 +8,10 @@ so a typo in a DVC parameter fails loudly instead of being ignored.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from ferops.typed_config import build_dataclass
 
 __all__ = ["ExportConfig", "GateConfig"]
 
@@ -65,7 +67,7 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.gates, Mapping):
-            self.gates = _build(GateConfig, self.gates, "export.gates")
+            self.gates = build_dataclass(GateConfig, self.gates, "export.gates")
         for name in ("input_dtype", "output_dtype"):
             if getattr(self, name) not in _IO_DTYPES:
                 raise ValueError(f"export.{name} must be one of {_IO_DTYPES}, got {getattr(self, name)!r}")
@@ -85,7 +87,7 @@ class ExportConfig:
         else:
             data = _to_plain(cfg) if cfg is not None else {}
         data.update(overrides)
-        return _build(cls, data, "export")
+        return build_dataclass(cls, data, "export")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,9 +104,3 @@ def _to_plain(cfg: Any) -> dict[str, Any]:
     return {k: (_to_plain(v) if isinstance(v, Mapping) else v) for k, v in dict(cfg).items()}
 
 
-def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {where} option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    return cls(**dict(data))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ferops.data.splits import calibration_indices
 from ferops.runtime.tflite import TFLiteModel
 
 __all__ = ["quantize_int8", "select_calibration"]
@@ -35,36 +36,16 @@ log = logging.getLogger(__name__)
 
 
 def select_calibration(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Indices of ``n`` rows stratified by class: each class gets a share proportional to its count
-    (largest remainder), at least one row per class present while ``n`` allows. Deterministic in ``seed``;
-    returned in class-interleaved order so any prefix is roughly balanced too."""
+    """``n`` row indices stratified by class (`ferops.data.calibration_indices`), returned in
+    class-interleaved order so any prefix is roughly balanced too."""
     labels = np.asarray(labels).astype(np.int64)
-    total = labels.shape[0]
-    if total == 0:
+    if labels.shape[0] == 0:
         raise ValueError("no calibration images")
-    if n >= total:
-        return np.random.default_rng(seed).permutation(total)
-    classes, counts = np.unique(labels, return_counts=True)
-    exact = counts / total * n
-    take = np.floor(exact).astype(int)
-    if n >= len(classes):
-        take = np.maximum(take, 1)
-    while take.sum() > n:  # the "at least one" rule overshot: trim the most over-served class with > 1 row
-        over = np.where(take > 1, take - exact, -np.inf)
-        take[np.argmax(over)] -= 1
-    order = np.argsort(-(exact - np.floor(exact)), kind="stable")
-    i = 0
-    while take.sum() < n:
-        c = order[i % len(order)]
-        if take[c] < counts[c]:
-            take[c] += 1
-        i += 1
-    rng = np.random.default_rng(seed)
-    per_class = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    picked = np.random.default_rng(seed).permutation(calibration_indices(labels, n, seed=seed))
+    per_class = [picked[labels[picked] == c] for c in np.unique(labels[picked])]
     # interleave: class 0 row 0, class 1 row 0, ..., class 0 row 1, ...
     depth = max(len(p) for p in per_class)
-    inter = [p[j] for j in range(depth) for p in per_class if j < len(p)]
-    return np.asarray(inter, dtype=np.int64)
+    return np.asarray([p[j] for j in range(depth) for p in per_class if j < len(p)], dtype=np.int64)
 
 
 def quantize_int8(

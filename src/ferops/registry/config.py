@@ -4,11 +4,13 @@ block of params.yaml in the DVC flow). Unknown keys are rejected, so a typo fail
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ferops.typed_config import build_dataclass
 
 __all__ = ["Gates", "RegistryConfig", "load_registry_config"]
 
@@ -44,7 +46,7 @@ class RegistryConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.gates, Mapping):
-            self.gates = _build(Gates, self.gates, "registry.gates")
+            self.gates = build_dataclass(Gates, self.gates, "registry.gates")
         if not self.name:
             raise ValueError("registry.name must not be empty")
         if self.margin < 0:
@@ -54,18 +56,10 @@ class RegistryConfig:
     def from_mapping(cls, cfg: Mapping[str, Any] | None = None, **overrides: Any) -> RegistryConfig:
         data = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in dict(cfg or {}).items()}
         data.update({k: v for k, v in overrides.items() if v is not None})
-        return _build(cls, data, "registry")
+        return build_dataclass(cls, data, "registry")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {where} option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    return cls(**dict(data))
 
 
 def load_registry_config(path: str | Path | None = None, **overrides: Any) -> RegistryConfig:

@@ -14,11 +14,11 @@ from ferops.registry.register import aliases_of, register_pipeline_outputs, regi
 
 def register_stage(
     cfg: RegistryConfig,
-    run_id_file: str | Path = tracking.RUN_ID_FILE,
-    export_metrics: str | Path = "outputs/export/metrics.json",
-    bundle_dir: str | Path = "outputs/export/bundle",
-    onnx: str | Path | None = "outputs/export/exports/model.onnx",
-    checkpoint: str | Path | None = "outputs/train/checkpoints/best.ckpt",
+    run_id_file: str | Path,
+    export_metrics: str | Path,
+    bundle_dir: str | Path,
+    onnx: str | Path | None,
+    checkpoint: str | Path | None,
 ) -> dict[str, Any]:
     """Returns what the stage writes to registered.json: name, version, aliases, run id, model URI,
     and the promotion decision (or None when `auto_promote` is off)."""

@@ -90,13 +90,14 @@ def aliases_of(name: str, version: str, client: MlflowClient | None = None) -> l
 
 def register_pipeline_outputs(
     name: str,
-    run_id_file: str | Path = tracking.RUN_ID_FILE,
-    export_metrics: str | Path = "outputs/export/metrics.json",
-    bundle_dir: str | Path = "outputs/export/bundle",
-    onnx: str | Path | None = "outputs/export/exports/model.onnx",
-    checkpoint: str | Path | None = "outputs/train/checkpoints/best.ckpt",
+    run_id_file: str | Path,
+    export_metrics: str | Path,
+    bundle_dir: str | Path,
+    onnx: str | Path | None,
+    checkpoint: str | Path | None,
 ) -> str:
-    """The DVC register stage's work: the pipeline run, the export's outputs -> a new version."""
+    """The DVC register stage's work: the pipeline run, the export's outputs -> a new version
+    (paths: `ferops.stages.register`'s flags, defaults in `ferops.stages.common`)."""
     run_id = tracking.read_run_id(run_id_file)
     metrics_path = Path(export_metrics)
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
