@@ -24,7 +24,7 @@ run: install
 	$(BIN)/dvc repro
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-slow: install ui-deps
 	$(BIN)/python -m pytest -q -m slow

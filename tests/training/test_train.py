@@ -148,16 +148,18 @@ def test_checkpoint_rebuilds_the_deployable_model(mlflow_store, tmp_path):
 
 
 def test_synthetic_default_is_learnable(mlflow_store, tmp_path):
-    """A short CPU run on the embedded default ends well above chance (1/7) and below 100%."""
+    """A short CPU run on the embedded default ends well above chance (1/7) and below 100%.
+    Without augmentation, so the check is about the data, not the training recipe."""
     cfg = compose_config(
         [
             "experiment=smoke",
             "data.source.n_per_class=400",
             "data.batch_size=64",
+            "data/augment=none",
+            "model.dropout=0.1",
             "model.backbone_kwargs.widths=[16,32,64]",
-            "trainer.max_epochs=4",
+            "trainer.max_epochs=6",
             "trainer.enable_progress_bar=false",
-            "~callbacks.progress_bar",
         ]
     )
     result = train(cfg, tmp_path / "out")
