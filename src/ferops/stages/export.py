@@ -13,6 +13,7 @@ from ferops.export import ExportGateError, flat_metrics, run_export
 from ferops.stages.common import CHECKPOINT, EXPORT_DIR, EXPORT_METRICS, PREPARED_DIR, load_params, pipeline_run, setup_logging
 from ferops.training.checkpoint import load_deployable
 
+
 def main() -> None:
     setup_logging()
     cfg = load_params()

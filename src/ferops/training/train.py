@@ -108,6 +108,10 @@ def _log_test_report(module: FERClassifier, datamodule, run_id: str, output_dir:
     mlflow.log_artifact(str(fig_path))
 
 
+def _scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if np.ndim(v) == 0}
+
+
 def _callback(cfg: DictConfig, output_dir: Path):
     # Checkpoints go with the run's outputs; the path is not in the config because params.yaml
     # (the composed config) cannot know the Hydra run directory.
@@ -152,12 +156,12 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(output_dir))
         trainer.fit(module, datamodule=datamodule)
         # test() replaces callback_metrics: keep the fit's (val/macro_f1_best is what sweeps optimise).
-        fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if np.ndim(v) == 0}
+        fit_metrics = _scalar_metrics(trainer)
 
         ckpt_cb = trainer.checkpoint_callback
         best = Path(ckpt_cb.best_model_path) if ckpt_cb and ckpt_cb.best_model_path else None
         trainer.test(module, datamodule=datamodule, ckpt_path=str(best) if best else None)
-        metrics = {**fit_metrics, **{k: float(v) for k, v in trainer.callback_metrics.items() if np.ndim(v) == 0}}
+        metrics = {**fit_metrics, **_scalar_metrics(trainer)}
 
         if trainer.is_global_zero:
             _log_test_report(module, datamodule, run_id, output_dir)
