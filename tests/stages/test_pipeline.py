@@ -57,9 +57,12 @@ def stage_ran(output: str, stage: str) -> bool:
 
 def test_dvc_repro_runs_the_whole_pipeline_then_nothing(repo):
     repo_dir, env = repo
-    # A 2-epoch smoke model evaluated on 84 images: one int8 flip is 1.2 points of agreement, so the
-    # agreement gate is relaxed here (the gates themselves are tested in tests/export).
-    compose(repo_dir, env, "experiment=smoke", "export.n_latency_runs=20", "export.n_calibration=100", "export.gates.min_int8_agreement=0.9")
+    # A 2-epoch smoke model (near chance, so near-tied logits) evaluated on 84 images: one int8 flip
+    # moves accuracy and agreement by 1.2 points, below the resolution of the default gates, which
+    # are therefore relaxed here (the gates themselves are tested in tests/export). CI once saw a
+    # net 1-image drop (1.19 > 1.0 points) on a different CPU.
+    compose(repo_dir, env, "experiment=smoke", "export.n_latency_runs=20", "export.n_calibration=100",
+            "export.gates.min_int8_agreement=0.9", "export.gates.max_accuracy_drop=5.0")
     first = run(["dvc", "repro"], repo_dir, env).stdout
     for stage in ("prepare", "train", "evaluate", "export", "register"):
         assert stage_ran(first, stage), stage
