@@ -104,7 +104,7 @@ def test_bad_raw_data_keeps_earlier_outputs(repo):
     csv = repo_dir / "data/raw/fer2013.csv"
     specs = [(label, usage, 100 * i + 10 * label + k) for i, usage in enumerate(["Training", "PublicTest"]) for label in range(7) for k in range(4)]
     write_fer2013_csv(csv, specs)
-    compose(repo_dir, env, "data=fer2013", f"data.source.path={csv}")
+    compose(repo_dir, env, "data=fer2013", f"data.path={csv}")
     run(["dvc", "repro", "prepare"], repo_dir, env)
     before = (repo_dir / "data/prepared/splits.npz").read_bytes()
     stats_before = (repo_dir / "reports/prepare/stats.json").read_text()

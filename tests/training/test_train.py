@@ -95,7 +95,7 @@ def test_every_experiment_preset_fast_dev_run(preset, fer_csv, mlflow_store, tmp
     overrides = [f"experiment={preset}", "+trainer.fast_dev_run=true", "trainer.accelerator=cpu", "trainer.precision=32", "data.num_workers=0", "data.batch_size=8"]
     cfg = compose_config(overrides)
     if "source" in cfg.data and "path" in cfg.data.source:
-        cfg = compose_config(overrides + [f"data.source.path={fer_csv}", f"data.cache_dir={tmp_path / 'cache'}"])
+        cfg = compose_config(overrides + [f"data.path={fer_csv}", f"data.cache_dir={tmp_path / 'cache'}"])
     result = train(cfg, tmp_path / "out")
     assert "test/acc" in result.metrics
 

@@ -122,6 +122,8 @@ class FERDataModule(LightningDataModule):
         seed: shuffling seed (None: the global torch RNG).
         prepared_dir: read the splits the `prepare` DVC stage wrote there instead of loading ``source``
             (the class names then come from the prepared data).
+        path: the raw data location as configured (``data.path``); the source config interpolates it,
+            so it is only kept here for reference.
     """
 
     def __init__(
@@ -145,9 +147,10 @@ class FERDataModule(LightningDataModule):
         drop_last: bool = True,
         seed: int | None = None,
         prepared_dir: str | os.PathLike | None = None,
+        path: str | os.PathLike | None = None,
     ):
         super().__init__()
-        self.prepared_dir = prepared_dir
+        self.prepared_dir, self.path = prepared_dir, path
         self.source = _instantiate(source, on_bad_rows=on_bad_rows, cache_dir=cache_dir)
         cm = _instantiate(class_map)
         if isinstance(cm, Mapping):
