@@ -38,6 +38,16 @@ def test_data_config_instantiates(name):
         assert dm.source.on_bad_rows == "skip" and str(dm.source.cache_dir) == cfg.cache_dir
 
 
+@pytest.mark.parametrize(
+    "name, attr",
+    [("fer2013", "path"), ("image_folder", "root"), ("ferplus", "fer2013_path"), ("ferplus_soft", "fer2013_path")],
+)
+def test_data_path_reaches_the_source(name, attr, tmp_path):
+    # data.path is the one knob for the raw location (the command line uses it)
+    dm = instantiate(compose_data(f"+data={name}", f"data.path={tmp_path / 'raw'}"))
+    assert str(getattr(dm.source, attr)) == str(tmp_path / "raw")
+
+
 @pytest.mark.parametrize("class_map, n", [("fer7", 7), ("fer5", 5), ("fer4", 4), ("valence3", 3)])
 def test_synthetic_with_class_maps(class_map, n):
     cfg = compose_data(
