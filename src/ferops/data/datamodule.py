@@ -122,8 +122,9 @@ class FERDataModule(LightningDataModule):
         seed: shuffling seed (None: the global torch RNG).
         prepared_dir: read the splits the `prepare` DVC stage wrote there instead of loading ``source``
             (the class names then come from the prepared data).
-        path: the raw data location as configured (``data.path``); the source config interpolates it,
-            so it is only kept here for reference.
+        path: ``data.path``, the raw data location. Accepted so it can sit beside ``source`` in the
+            config; unused here, because the source config interpolates it (and the run's params
+            record it).
     """
 
     def __init__(
@@ -150,7 +151,7 @@ class FERDataModule(LightningDataModule):
         path: str | os.PathLike | None = None,
     ):
         super().__init__()
-        self.prepared_dir, self.path = prepared_dir, path
+        self.prepared_dir = prepared_dir
         self.source = _instantiate(source, on_bad_rows=on_bad_rows, cache_dir=cache_dir)
         cm = _instantiate(class_map)
         if isinstance(cm, Mapping):
