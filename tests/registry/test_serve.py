@@ -1,24 +1,31 @@
 """`mlflow models serve -m models:/<name>@champion --env-manager local` answers /invocations with the
-bundle runtime's labels, for PNG images sent as base64 strings over HTTP."""
+bundle runtime's labels, for PNG images sent as base64 strings over HTTP; bad input (a decompression
+bomb, a truncated JPEG, a non-image, too many rows) gets a 400 naming the row and the reason, and the
+server answers the next good request."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import struct
 import time
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ferops.registry.promote import promote
-from ferops.registry.pyfunc import LABEL_COLUMN, encode_images
+from ferops.registry.pyfunc import LABEL_COLUMN, MAX_ROWS, encode_images
 from ferops.registry.register import register_model
 from ferops.runtime import BundleModel
 
@@ -44,6 +51,26 @@ def _post(url: str, payload: dict, timeout: float = 60.0) -> dict:
     req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
+
+
+def _bomb_png(side: int = 10_000) -> bytes:
+    """A valid grayscale PNG of side x side zeros: about 100 KB for 100 MP."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(b"\x00" * (side + 1)) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _post_error(url: str, payload: dict) -> tuple[int, str]:
+    try:
+        _post(url, payload)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read()).get("message", "")
+    raise AssertionError("expected an HTTP error")
 
 
 def _port_open(port: int) -> bool:
@@ -88,7 +115,8 @@ def test_serve_champion_over_http(store, tmp_path, bundle_dir, face_images, make
         _, ref_labels = BundleModel(bundle_dir).predict(face_images)
         frame = encode_images(face_images, as_base64=True)
         split = {"dataframe_split": {"columns": ["image"], "data": [[s] for s in frame["image"]]}}
-        preds = _post(f"http://127.0.0.1:{port}/invocations", split)["predictions"]
+        url = f"http://127.0.0.1:{port}/invocations"
+        preds = _post(url, split)["predictions"]
         assert [p[LABEL_COLUMN] for p in preds] == ref_labels
         probs = np.array([[v for k, v in p.items() if k.startswith("prob_")] for p in preds])
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.05)
@@ -96,12 +124,25 @@ def test_serve_champion_over_http(store, tmp_path, bundle_dir, face_images, make
         records = {"dataframe_records": [{"image": s} for s in frame["image"][:3]]}
         assert [p[LABEL_COLUMN] for p in _post(f"http://127.0.0.1:{port}/invocations", records)["predictions"]] == ref_labels[:3]
 
-        bad = {"dataframe_split": {"columns": ["image"], "data": [["bm90IGFuIGltYWdl"]]}}  # base64 of "not an image"
-        try:
-            _post(f"http://127.0.0.1:{port}/invocations", bad)
-            raise AssertionError("an undecodable image must be an HTTP error")
-        except urllib.error.HTTPError as err:
-            assert 400 <= err.code < 600
+        from PIL import Image
+
+        b64 = lambda data: base64.b64encode(data).decode("ascii")  # noqa: E731
+        buf = io.BytesIO()
+        Image.fromarray(np.repeat(np.repeat(face_images[0], 4, 0), 4, 1)).save(buf, format="JPEG", quality=95)
+        good = frame["image"][0]
+        bad_inputs = {
+            "decompression bomb": ([good, b64(_bomb_png())], r"row 1: image is 10000x10000 = 100000000 pixels"),
+            "truncated JPEG": ([b64(buf.getvalue()[:2000])], r"row 0: cannot decode image bytes \(truncated or corrupt"),
+            "non-image": ([good, good, "bm90IGFuIGltYWdl"], r"row 2: cannot decode image bytes: not a PNG or JPEG"),
+            "oversized batch": ([good] * (MAX_ROWS + 1), rf"request has {MAX_ROWS + 1} rows, more than the limit of {MAX_ROWS}"),
+        }
+        for what, (rows, reason) in bad_inputs.items():
+            code, message = _post_error(url, {"dataframe_split": {"columns": ["image"], "data": [[r] for r in rows]}})
+            assert code == 400, (what, code, message[-500:])
+            assert re.search(reason, message), (what, message[-500:])
+            assert proc.poll() is None, f"server died on the {what}:\n{log_path.read_text()[-4000:]}"
+        # ... and it answers the next good request.
+        assert [p[LABEL_COLUMN] for p in _post(url, split)["predictions"]] == ref_labels
     finally:
         _stop(proc, port)
     assert proc.poll() is not None and not _port_open(port)

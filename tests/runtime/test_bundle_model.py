@@ -138,3 +138,25 @@ def test_runtime_imports_neither_torch_nor_tensorflow(bundle):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("ok")
+
+
+@pytest.mark.parametrize("model_file", ["../outside.tflite", "sub/../../outside.tflite", "{outside}", "..\\outside.tflite", 7])
+def test_model_file_must_stay_inside_the_bundle(bundle, tmp_path, model_file):
+    """A bundle someone hands you cannot point the runtime at a model elsewhere on the machine
+    (old code loaded ../outside.tflite and the absolute path: a valid model sits there)."""
+    import shutil
+
+    from ferops.runtime import BundleError
+
+    b = tmp_path / "bundle"
+    shutil.copytree(bundle, b)
+    outside = tmp_path / "outside.tflite"
+    shutil.copyfile(bundle / "model_int8.tflite", outside)
+    meta = json.loads((b / "model_metadata.json").read_text())
+    meta["model_file"] = str(outside) if model_file == "{outside}" else model_file
+    (b / "model_metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="model_file"):
+        BundleModel(b)
+    meta["model_file"] = "./model_int8.tflite"  # relative, inside: fine
+    (b / "model_metadata.json").write_text(json.dumps(meta))
+    assert BundleModel(b).class_names == CLASSES

@@ -9,6 +9,21 @@ Input (one batch of face crops):
   enforces the column signature, so wrap arrays with `encode_images` there).
 Images that are not 48x48 grayscale are converted to grayscale and resized to 48x48.
 
+Requests come from anyone who can reach the server, so input is checked before any work is done
+on it (`FERBundleModel` arguments, or the environment variables where the model is served):
+
+- at most ``max_rows`` rows a request (`MAX_ROWS`, 64; ``FEROPS_MAX_ROWS``);
+- at most ``max_image_bytes`` encoded bytes an image (`MAX_IMAGE_BYTES`, 1 MiB; ``FEROPS_MAX_IMAGE_BYTES``);
+- only PNG and JPEG (`IMAGE_FORMATS`), identified from the bytes, not from a name;
+- at most ``max_pixels`` pixels an image (`MAX_IMAGE_PIXELS`, 2048 x 2048; ``FEROPS_MAX_IMAGE_PIXELS``),
+  checked on the header before anything is decoded (a small PNG may hold gigapixels of zeros);
+- truncated or corrupt images are refused, not padded.
+
+A refused request raises `InvalidImageInput` (an ``MlflowException`` with ``INVALID_PARAMETER_VALUE``,
+HTTP 400 from the scoring server, and a ``ValueError``) whose message names the row and the reason.
+These caps bound the work done per request, not the size of the request body the server reads
+before calling the model: cap that in front of the server (README, "mlflow models serve").
+
 Output: a DataFrame with one ``prob_<class>`` float column per class and the predicted ``label``.
 
 The model is logged "from code" (`_model_code.py`, nothing pickled). Where it is served, `ferops`
@@ -22,6 +37,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -32,9 +48,11 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, DataType, Schema
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from ferops.runtime import FACE_SIZE, LABELS_FILE, METADATA_FILE, MODEL_FILE, BundleModel, prepare_face, prepare_faces
 
@@ -45,6 +63,35 @@ IMAGE_SIZE = FACE_SIZE
 BUNDLE_FILES = (MODEL_FILE, LABELS_FILE, METADATA_FILE)
 # Serving needs none of torch / tensorflow / onnx: only what this module and ferops.runtime import.
 SERVING_PACKAGES = ("mlflow", "numpy", "pandas", "pillow", "ai-edge-litert")
+
+# Limits on untrusted input (see the module doc). Training-time image folders are trusted files and
+# keep their wider format list (ferops.data); what the served model decodes is this narrow one.
+MAX_ROWS = 64
+MAX_IMAGE_BYTES = 1 << 20
+MAX_IMAGE_PIXELS = 2048 * 2048
+IMAGE_FORMATS = ("PNG", "JPEG")
+LIMIT_ENV = {"max_rows": "FEROPS_MAX_ROWS", "max_image_bytes": "FEROPS_MAX_IMAGE_BYTES", "max_pixels": "FEROPS_MAX_IMAGE_PIXELS"}
+
+
+class InvalidImageInput(MlflowException, ValueError):
+    """Bad request input: HTTP 400 from the scoring server (INVALID_PARAMETER_VALUE), a ValueError in process."""
+
+    def __init__(self, message: str):
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def _limit(name: str, value: int | None, default: int) -> int:
+    if value is None:
+        env = os.environ.get(LIMIT_ENV[name], "").strip()
+        if not env:
+            return default
+        try:
+            value = int(env)
+        except ValueError as err:
+            raise ValueError(f"{LIMIT_ENV[name]}={env!r}: not an integer") from err
+    if int(value) < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
 
 
 # -- bundle ------------------------------------------------------------------------------------
@@ -57,29 +104,54 @@ def load_bundle(bundle_dir: str | Path) -> BundleModel:
 
 
 # -- inputs ------------------------------------------------------------------------------------
-def decode_image(value: Any) -> np.ndarray:
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise InvalidImageInput(f"image is {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}")
+
+
+def decode_image(value: Any, max_image_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """One image (encoded PNG/JPEG bytes, a base64 string of them, or an array) -> uint8 [48,48]
-    (grayscale + resize by `ferops.runtime.prepare_face`)."""
+    (grayscale + resize by `ferops.runtime.prepare_face`). Raises `InvalidImageInput` for input
+    outside the limits (see the module doc) and for bytes that are not a complete PNG or JPEG."""
     if isinstance(value, np.ndarray) and value.dtype != object:
+        if value.ndim >= 2:
+            _check_pixels(int(value.shape[1]), int(value.shape[0]), max_pixels)
         return prepare_face(value)
     if isinstance(value, str):
         text = value.split(",", 1)[1] if value.startswith("data:") else value  # data URI
+        if len(text) > 4 * (max_image_bytes // 3 + 1) + 4:  # base64 of more than max_image_bytes
+            raise InvalidImageInput(f"image is larger than the limit of {max_image_bytes} bytes ({len(text)} base64 characters)")
         try:
             value = base64.b64decode(text, validate=False)
         except (binascii.Error, ValueError) as err:
-            raise ValueError("image string is not base64") from err
+            raise InvalidImageInput("image string is not base64") from err
     if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise TypeError(f"unsupported image value of type {type(value).__name__}")
+        raise InvalidImageInput(f"unsupported image value of type {type(value).__name__}")
+    data = bytes(value)
+    if len(data) > max_image_bytes:
+        raise InvalidImageInput(f"image is {len(data)} bytes, more than the limit of {max_image_bytes}")
     try:
-        with Image.open(io.BytesIO(bytes(value))) as img:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+            _check_pixels(img.width, img.height, max_pixels)  # header only: nothing decoded yet
             img.load()
             return prepare_face(img)
-    except (OSError, SyntaxError, ValueError) as err:  # what PIL raises for undecodable bytes
-        raise ValueError(f"cannot decode image bytes: {err}") from err
+    except InvalidImageInput:
+        raise
+    except UnidentifiedImageError as err:
+        raise InvalidImageInput(f"cannot decode image bytes: not a {' or '.join(IMAGE_FORMATS)} image") from err
+    except Image.DecompressionBombError as err:  # PIL's own (wider) guard
+        raise InvalidImageInput(f"cannot decode image bytes: {err}") from err
+    except (OSError, SyntaxError, ValueError, EOFError) as err:  # truncated / corrupt data
+        raise InvalidImageInput(f"cannot decode image bytes (truncated or corrupt {' or '.join(IMAGE_FORMATS)}): {err}") from err
 
 
-def to_image_batch(model_input: Any) -> np.ndarray:
-    """A pyfunc input (see module doc) -> uint8 [N,48,48]."""
+def to_image_batch(
+    model_input: Any,
+    max_rows: int = MAX_ROWS,
+    max_image_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> np.ndarray:
+    """A pyfunc input (see module doc) -> uint8 [N,48,48]. Raises `InvalidImageInput` naming the row."""
     if isinstance(model_input, np.ndarray) and model_input.dtype != object:
         images = model_input
         if images.ndim == 4 and images.shape[-1] == 1:
@@ -87,8 +159,13 @@ def to_image_batch(model_input: Any) -> np.ndarray:
         if images.ndim == 2:
             images = images[None]
         if images.ndim != 3:
-            raise ValueError(f"expected images [N,48,48] or [N,48,48,1], got shape {list(images.shape)}")
+            raise InvalidImageInput(f"expected images [N,48,48] or [N,48,48,1], got shape {list(images.shape)}")
+        _check_rows(len(images), max_rows)
         if images.dtype != np.uint8 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            try:
+                _check_pixels(int(images.shape[2]), int(images.shape[1]), max_pixels)
+            except InvalidImageInput as err:
+                raise InvalidImageInput(f"row 0: {err.message}") from None
             images = prepare_faces(images)
         return np.ascontiguousarray(images)
     if isinstance(model_input, pd.Series):
@@ -99,16 +176,30 @@ def to_image_batch(model_input: Any) -> np.ndarray:
         elif model_input.shape[1] == 1:
             values = list(model_input.iloc[:, 0])
         else:
-            raise ValueError(f"DataFrame input needs an '{IMAGE_COLUMN}' column, got {list(model_input.columns)}")
+            raise InvalidImageInput(f"DataFrame input needs an '{IMAGE_COLUMN}' column, got {list(model_input.columns)}")
     elif isinstance(model_input, Mapping) and IMAGE_COLUMN in model_input:
         values = list(np.atleast_1d(np.asarray(model_input[IMAGE_COLUMN], dtype=object)))
     elif isinstance(model_input, (list, tuple, np.ndarray)):
         values = list(model_input)
     else:
-        raise TypeError(f"unsupported pyfunc input of type {type(model_input).__name__}")
+        raise InvalidImageInput(f"unsupported pyfunc input of type {type(model_input).__name__}")
+    _check_rows(len(values), max_rows)
     if not values:
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return np.stack([decode_image(v) for v in values])
+    faces = []
+    for i, v in enumerate(values):
+        try:
+            faces.append(decode_image(v, max_image_bytes=max_image_bytes, max_pixels=max_pixels))
+        except InvalidImageInput as err:
+            raise InvalidImageInput(f"row {i}: {err.message}") from err.__cause__
+        except (ValueError, TypeError) as err:  # an array row prepare_face refuses
+            raise InvalidImageInput(f"row {i}: {err}") from err
+    return np.stack(faces)
+
+
+def _check_rows(n: int, max_rows: int) -> None:
+    if n > max_rows:
+        raise InvalidImageInput(f"request has {n} rows, more than the limit of {max_rows} a request")
 
 
 def encode_images(images: np.ndarray, fmt: str = "PNG", as_base64: bool = False) -> pd.DataFrame:
@@ -146,9 +237,14 @@ def model_signature(class_names: list[str]) -> ModelSignature:
 class FERBundleModel(mlflow.pyfunc.PythonModel):
     """Loads the bundle artifact once (`load_context`); `predict` decodes, runs the int8 model, tabulates."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_rows: int | None = None, max_image_bytes: int | None = None, max_pixels: int | None = None) -> None:
+        """Limits default to the ``FEROPS_MAX_*`` environment variables, else `MAX_ROWS`,
+        `MAX_IMAGE_BYTES`, `MAX_IMAGE_PIXELS` (read when the model is built, i.e. loaded)."""
         self._model = None
         self.class_names: list[str] = []
+        self.max_rows = _limit("max_rows", max_rows, MAX_ROWS)
+        self.max_image_bytes = _limit("max_image_bytes", max_image_bytes, MAX_IMAGE_BYTES)
+        self.max_pixels = _limit("max_pixels", max_pixels, MAX_IMAGE_PIXELS)
 
     def load_context(self, context) -> None:
         self._model = load_bundle(context.artifacts["bundle"])
@@ -157,7 +253,7 @@ class FERBundleModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         if self._model is None:
             raise RuntimeError("model not loaded: load it with mlflow.pyfunc.load_model")
-        images = to_image_batch(model_input)
+        images = to_image_batch(model_input, self.max_rows, self.max_image_bytes, self.max_pixels)
         if len(images) == 0:
             return predictions_frame(np.zeros((0, len(self.class_names)), np.float32), [], self.class_names)
         probs, labels = self._model.predict(images)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 from PIL import Image
@@ -52,6 +52,18 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
 
 
+def _bundle_member(name: object, meta_path: Path) -> str:
+    """A file name from the metadata, checked to stay inside the bundle directory: a relative path
+    without ``..`` (on POSIX or Windows reading), so a bundle someone hands you cannot point the
+    runtime at a file elsewhere on the machine."""
+    if not isinstance(name, str) or not name.strip():
+        raise BundleError(f"{meta_path}: model_file must be a file name inside the bundle, got {name!r}")
+    posix, win = PurePosixPath(name), PureWindowsPath(name)
+    if posix.is_absolute() or win.is_absolute() or win.drive or win.root or ".." in posix.parts or ".." in win.parts:
+        raise BundleError(f"{meta_path}: model_file {name!r} is outside the bundle directory; it must be a relative path inside it")
+    return name
+
+
 class BundleModel:
     """``BundleModel(bundle_dir).predict(images) -> (probs float32 [N, C], labels list[str])``.
 
@@ -73,7 +85,7 @@ class BundleModel:
         self.class_names: list[str] = [ln for ln in labels_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
         if self.class_names != list(self.metadata.get("class_names", [])):
             raise BundleError(f"bundle {self.bundle_dir}: {LABELS_FILE} and {METADATA_FILE} list different classes")
-        model_path = self.bundle_dir / self.metadata.get("model_file", MODEL_FILE)
+        model_path = self.bundle_dir / _bundle_member(self.metadata.get("model_file", MODEL_FILE), meta_path)
         if not model_path.is_file():
             raise BundleError(f"bundle {self.bundle_dir}: missing {model_path.name}")
         self.model = TFLiteModel(model_path, num_threads=num_threads)

@@ -1,0 +1,141 @@
+"""Opening a checkpoint someone hands you runs nothing it carries: weights-only unpickling,
+an allow-list for the model config's `_target_`s, and a rebuild without pretrained weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+
+from confutil import compose_config
+from ferops.training.checkpoint import UnsafeCheckpointError, load_deployable
+from ferops.training.train import train
+
+TINY = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=1",
+    "trainer.enable_progress_bar=false",
+    "~callbacks.progress_bar",
+    "data.source.n_per_class=20",
+    "data.batch_size=16",
+]
+
+
+@pytest.fixture(scope="module")
+def real_ckpt(tmp_path_factory) -> Path:
+    """A real checkpoint of the training code (fer_vgg, EMA), trained once for this module."""
+    tmp = tmp_path_factory.mktemp("ckpt")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+    try:
+        result = train(compose_config(["experiment=smoke", *TINY, "optim.ema_decay=0.9"]), tmp / "out")
+    finally:
+        while mlflow.active_run():
+            mlflow.end_run()
+        mlflow.set_tracking_uri(previous)
+    return result.best_checkpoint
+
+
+def _tampered(src: Path, dest: Path, edit) -> Path:
+    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    edit(ckpt)
+    torch.save(ckpt, dest)
+    return dest
+
+
+class _Payload:
+    """Unpickling this calls exec(code): what a malicious checkpoint carries."""
+
+    def __init__(self, code: str):
+        self.code = code
+
+    def __reduce__(self):
+        return (exec, (self.code,))
+
+
+def _touch_code(marker: Path) -> str:
+    return f"open({str(marker)!r}, 'w').write('payload ran')"
+
+
+def test_real_checkpoint_needs_no_unsafe_globals(real_ckpt):
+    # What a training run writes unpickles with weights_only=True as is (SAFE_GLOBALS stays empty).
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(real_ckpt) == []
+    model, meta = load_deployable(real_ckpt)
+    with torch.no_grad():
+        assert model(torch.zeros(2, 1, 48, 48)).shape == (2, len(meta["class_names"]))
+
+
+def test_pickle_payload_is_refused_and_does_not_run(real_ckpt, tmp_path):
+    marker = tmp_path / "payload-ran"
+
+    def add_payload(ckpt):
+        ckpt["callbacks"]["Evil"] = {"state": _Payload(_touch_code(marker))}
+
+    path = _tampered(real_ckpt, tmp_path / "evil.ckpt", add_payload)
+    assert not marker.exists()
+    with pytest.raises(UnsafeCheckpointError, match=r"evil\.ckpt: refusing to load.*globals builtins\.exec.*nothing was executed"):
+        load_deployable(path)
+    assert not marker.exists(), "loading the checkpoint executed its pickle payload"
+
+
+def test_nested_target_outside_allow_list_is_refused_and_does_not_run(real_ckpt, tmp_path):
+    """Hydra instantiates nested `_target_`s first: the allow-list is checked on all of them, before any runs.
+    (Hydra's own blocklist stops e.g. builtins.exec, not builtins.open: old code created / truncated the file.)"""
+    marker = tmp_path / "target-ran"
+
+    def add_target(ckpt):
+        kwargs = ckpt["ferops"]["config"]["model"]["backbone_kwargs"]
+        kwargs["extra"] = {"_target_": "builtins.open", "_args_": [str(marker), "w"]}
+
+    path = _tampered(real_ckpt, tmp_path / "target.ckpt", add_target)
+    with pytest.raises(UnsafeCheckpointError, match=r"target\.ckpt.*config\.model\.backbone_kwargs\.extra\._target_='builtins\.open'"):
+        load_deployable(path)
+    assert not marker.exists(), "a target outside the allow-list was instantiated"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "os.system",
+        "builtins.open",
+        "ferops.models.factory.torch.load",  # starts with "ferops." but resolves to torch.load
+        "torch.nn.modules.module.torch.load",
+        "ferops.models.factory",  # a module, not a class or function
+    ],
+)
+def test_model_target_outside_allow_list_is_refused(real_ckpt, tmp_path, target):
+    def set_target(ckpt):
+        ckpt["ferops"]["config"]["model"]["_target_"] = target
+
+    path = _tampered(real_ckpt, tmp_path / "t.ckpt", set_target)
+    with pytest.raises(UnsafeCheckpointError, match=rf"t\.ckpt.*config\.model\._target_='{target}'"):
+        load_deployable(path)
+
+
+def test_interpolation_in_stored_config_is_refused(real_ckpt, tmp_path):
+    def interpolate(ckpt):
+        ckpt["ferops"]["config"]["model"]["name"] = "${oc.env:HOME}"
+
+    with pytest.raises(UnsafeCheckpointError, match="interpolations"):
+        load_deployable(_tampered(real_ckpt, tmp_path / "i.ckpt", interpolate))
+
+
+def test_rebuilds_without_pretrained_weights(real_ckpt, tmp_path):
+    """A fine-tuned checkpoint whose training-time weights file is not on this machine still loads,
+    with the checkpoint's weights (old code: FileNotFoundError from the pretrained_path)."""
+
+    def pretrained_elsewhere(ckpt):
+        model = ckpt["ferops"]["config"]["model"]
+        model["pretrained"] = True
+        model["pretrained_path"] = str(tmp_path / "elsewhere" / "imagenet.pth")
+
+    path = _tampered(real_ckpt, tmp_path / "ft.ckpt", pretrained_elsewhere)
+    model, meta = load_deployable(path)
+    assert meta["config"]["model"]["pretrained_path"].endswith("imagenet.pth")  # metadata as stored
+    state = torch.load(real_ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    for k, v in model.net.state_dict().items():
+        assert torch.equal(v, state[f"ema.module.{k}"]), k
