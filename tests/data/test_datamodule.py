@@ -48,7 +48,7 @@ def test_train_batches(synthetic_dm):
     batches = list(loader)
     assert len(batches) == len(loader) == 7  # 112 / 16, drop_last
     b = batches[0]
-    assert set(b) == {"image", "label"}
+    assert set(b) == {"image", "label", "index"}  # index: the split rows, for reports of what was scored
     assert b["image"].dtype == torch.uint8 and b["image"].shape == (16, 1, 48, 48)
     assert b["label"].dtype == torch.int64 and b["label"].shape == (16,)
     # a batch is the gather of its indices: compare with the split arrays
@@ -81,7 +81,7 @@ def test_sampler_drop_last_and_seed():
 def test_soft_batches():
     soft = np.full((6, 7), 1 / 7, np.float32)
     raw = RawData(
-        images=np.zeros((6, 48, 48), np.uint8),
+        images=np.arange(6, dtype=np.uint8)[:, None, None].repeat(48, 1).repeat(48, 2),  # distinct images
         labels=[0, 1, 2, 3, 4, 5],
         usage=["train"] * 4 + ["val"] * 2,
         ids=list("abcdef"),
@@ -93,7 +93,7 @@ def test_soft_batches():
         dm.setup()
     b = next(iter(dm.train_dataloader()))
     assert b["soft"].dtype == torch.float32 and b["soft"].shape == (2, 7)
-    assert dm.soft_labels and dm.test_is_val
+    assert dm.soft_labels and dm.split_record["test_source"] == "source:val"  # the 2 val rows are reported as test
 
 
 def test_after_transfer_augments_only_while_training(synthetic_dm):

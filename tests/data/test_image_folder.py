@@ -41,11 +41,11 @@ def test_generic_layout_is_all_train_and_gets_split_later(image_tree):
 def test_train_test_folders_get_val_carved_from_train(image_tree):
     layout = {f"train/{c}/{k}.png": pixels_of(10 * i + k) for i, c in enumerate(["fear", "happy"]) for k in range(10)}
     layout.update({"test/fear/t.png": pixels_of(99), "test/happy/t.png": pixels_of(98)})
-    with pytest.warns(UserWarning, match="no val rows; carved a stratified 10% of train"):
+    with pytest.warns(UserWarning, match="carved a stratified 10% of train as val"):
         data = prepare_dataset(ImageFolder(image_tree(layout)), split={"strategy": "official", "val_fraction": 0.1})
     assert len(data.splits["val"]) == 2 and sorted(data.splits["val"].labels.tolist()) == [2, 3]
     assert len(data.splits["train"]) == 18 and len(data.splits["test"]) == 2
-    assert not data.test_is_val
+    assert data.split_record["test_source"] == "source:test" and data.split_record["val_source"].startswith("carved:train")
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ def test_official_keeps_usage():
     res = assign_splits(raw, "official")
     assert res.indices["train"].tolist() == list(range(6))
     assert res.indices["val"].tolist() == [6, 7, 8] and res.indices["test"].tolist() == [9, 10, 11]
-    assert not res.test_is_val and res.notes == []
+    assert res.notes == [] and res.sources == {"train": "source:train", "val": "source:val", "test": "source:test"}
 
 
 def test_stratified_fractions_per_class_and_seeded():
@@ -34,21 +34,61 @@ def test_stratified_fractions_per_class_and_seeded():
     assert other.indices["val"].tolist() != res.indices["val"].tolist()
 
 
-def test_missing_test_uses_val_with_warning():
-    raw = make_raw(["train"] * 6 + ["val"] * 3)  # e.g. FER2013 without PrivateTest
-    with pytest.warns(SplitWarning, match="no test rows; the test split uses the val split.*PublicTest"):
-        res = assign_splits(raw, "official")
-    assert res.test_is_val and res.indices["test"].tolist() == res.indices["val"].tolist() == [6, 7, 8]
+def test_missing_test_reports_the_second_split_and_carves_val_from_train():
+    # e.g. FER2013 without PrivateTest. The old rule made test = val (PublicTest), so the numbers
+    # that picked the checkpoint were the numbers reported; now nothing selects on test.
+    raw = make_raw(["train"] * 30 + ["val"] * 3, labels=np.concatenate([np.arange(30) % 3, [0, 1, 2]]))
+    with pytest.warns(SplitWarning, match="no test rows; the source's val rows are the test split.*PublicTest"):
+        res = assign_splits(raw, "official", val_fraction=0.1, seed=0)
+    assert res.indices["test"].tolist() == [30, 31, 32]
+    assert set(res.indices["val"]) <= set(range(30)) and np.bincount(raw.labels[res.indices["val"]]).tolist() == [1, 1, 1]
+    assert not set(res.indices["val"]) & set(res.indices["test"]) and not set(res.indices["val"]) & set(res.indices["train"])
+    assert res.sources["test"] == "source:val" and res.sources["val"] == "carved:train(0.1,seed=0)"
     with pytest.warns(SplitWarning):
-        data = prepare_dataset(raw)
-    assert data.report["split"]["test_is_val"] and "no test rows" in data.report["split"]["notes"][0]
-    assert data.report["counts"]["test"] == data.report["counts"]["val"]
+        data = prepare_dataset(raw, split={"val_fraction": 0.1, "seed": 0})
+    assert "no test rows" in data.report["split"]["notes"][0]
+    assert data.report["counts"]["test"]["total"] == 3 and data.report["counts"]["val"]["total"] == 3
+    rec = data.split_record
+    assert rec["val_source"] == "carved:train(0.1,seed=0)" and rec["test_source"] == "source:val"
+    assert (rec["train_count"], rec["val_count"], rec["test_count"]) == (27, 3, 3)
+    assert rec["val_digest"] != rec["test_digest"] and data.report["split"]["record"] == rec
+
+
+def test_carved_val_keeps_duplicate_groups_on_one_side():
+    # 20 groups of 3 byte-identical images each (FER2013 has such groups inside Training)
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (22, 48, 48), dtype=np.uint8)
+    images = np.concatenate([np.repeat(base[:20], 3, axis=0), base[20:]])
+    labels = np.concatenate([np.repeat(np.arange(20) % 2, 3), [0, 1]])
+    usage = ["train"] * 60 + ["test"] * 2
+    raw = RawData(images=images, labels=labels, usage=usage, ids=[f"r{i}" for i in range(62)], name="dups")
+    hashes = np.concatenate([np.repeat(np.arange(20), 3), [20, 21]])
+    res = assign_splits(raw, "official", val_fraction=0.2, seed=5, groups=hashes)
+    train_groups, val_groups = set(hashes[res.indices["train"]]), set(hashes[res.indices["val"]])
+    assert val_groups and not train_groups & val_groups
+    assert len(res.indices["val"]) == 12 and np.bincount(labels[res.indices["val"]]).tolist() == [6, 6]
+    # through prepare_dataset the groups come from the image bytes
+    with pytest.warns(SplitWarning):
+        data = prepare_dataset(raw, split={"val_fraction": 0.2, "seed": 5})
+    assert data.report["duplicates"]["cross_split"]["train/val"] == 0
+    # without groups, a plain stratified carve splits most groups (what the old code did)
+    plain = assign_splits(raw, "official", val_fraction=0.2, seed=5)
+    assert set(hashes[plain.indices["train"]]) & set(hashes[plain.indices["val"]])
+
+
+def test_only_train_rows_carve_val_and_test():
+    raw = make_raw(["train"] * 60)
+    with pytest.warns(SplitWarning):
+        res = assign_splits(raw, "official", val_fraction=0.1, seed=0)
+    sizes = [len(res.indices[s]) for s in ("train", "val", "test")]
+    assert sum(sizes) == 60 and min(sizes) > 0
+    assert len(set(np.concatenate(list(res.indices.values())).tolist())) == 60
 
 
 def test_missing_val_is_carved_from_train():
     labels = np.repeat([0, 1], 20)
     raw = make_raw(["train"] * 40 + ["test"] * 4, np.concatenate([labels, [0, 1, 0, 1]]))
-    with pytest.warns(SplitWarning, match="no val rows; carved a stratified 10% of train"):
+    with pytest.warns(SplitWarning, match="carved a stratified 10% of train as val"):
         res = assign_splits(raw, "official", val_fraction=0.1, seed=3)
     assert np.bincount(raw.labels[res.indices["val"]]).tolist() == [2, 2]
     assert len(res.indices["train"]) == 36 and not set(res.indices["train"]) & set(res.indices["val"])

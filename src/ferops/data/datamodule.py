@@ -26,6 +26,7 @@ from ferops.data.class_map import ClassMap, fer7
 from ferops.data.constants import SPLITS
 from ferops.data.pipeline import PreparedData, load_prepared, prepare_dataset
 from ferops.data.preprocess import Preprocess, preprocessing_dict
+from ferops.seeding import derived_seed
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ class TensorBatchDataset(Dataset):
 
     def __getitem__(self, idx) -> dict[str, torch.Tensor]:
         idx = torch.as_tensor(idx, dtype=torch.long)
-        batch = {"image": self.images[idx], "label": self.labels[idx]}
+        # "index": the rows of the split, so a report can name exactly what was scored
+        batch = {"image": self.images[idx], "label": self.labels[idx], "index": idx}
         if self.soft is not None:
             batch["soft"] = self.soft[idx]
         return batch
@@ -197,13 +199,14 @@ class FERDataModule(LightningDataModule):
             log.info("normalisation from train: mean %s std %s", self._mean, self._std)
         counts = self.data.report["counts"]
         log.info(
-            "%s: %s classes, train/val/test = %d/%d/%d%s",
+            "%s: %s classes, train/val/test = %d/%d/%d (val %s, test %s)",
             self.dataset_name,
             len(self.class_names),
             counts["train"]["total"],
             counts["val"]["total"],
             counts["test"]["total"],
-            " (test = val)" if self.data.test_is_val else "",
+            self.split_record.get("val_source", "?"),
+            self.split_record.get("test_source", "?"),
         )
 
     def _require(self) -> PreparedData:
@@ -244,8 +247,9 @@ class FERDataModule(LightningDataModule):
         return self._require().splits["train"].soft is not None
 
     @property
-    def test_is_val(self) -> bool:
-        return self._require().test_is_val
+    def split_record(self) -> dict:
+        """Where each split's rows came from, their counts and row-id digests (see `split_record`)."""
+        return dict(self._require().split_record)
 
     @property
     def preprocessing(self) -> dict:
@@ -309,6 +313,10 @@ class FERDataModule(LightningDataModule):
         image = batch["image"].float()
         trainer = self.trainer
         if self.augment is not None and trainer is not None and trainer.training:
-            image = self.augment(image)
+            generator = None
+            if self.seed is not None:  # keyed by (seed, step, rank): a resumed run replays it (ferops.seeding)
+                generator = torch.Generator(device=image.device)
+                generator.manual_seed(derived_seed(self.seed, trainer.global_step, trainer.global_rank, 1))
+            image = self.augment(image, generator=generator)
         batch["image"] = image
         return batch

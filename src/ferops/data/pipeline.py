@@ -10,7 +10,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +44,8 @@ class PreparedData:
     splits: dict[str, SplitData]
     report: dict
     fingerprint: str
-    test_is_val: bool
     quarantined: int
+    split_record: dict = field(default_factory=dict)  # see `split_record`; {} for data prepared before it
 
 
 def _split_fingerprint(splits: Mapping[str, SplitData], class_names: list[str]) -> str:
@@ -58,6 +58,23 @@ def _split_fingerprint(splits: Mapping[str, SplitData], class_names: list[str]) 
         if s.soft is not None:
             h.update(s.soft.tobytes())
     return h.hexdigest()
+
+
+def ids_digest(ids: np.ndarray) -> str:
+    """Order-free digest of a split's row ids: equal digests mean the same rows."""
+    return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()[:16]
+
+
+def split_record(splits: Mapping[str, SplitData], sources: Mapping[str, str]) -> dict:
+    """Which rows each split came from: ``{val_source, test_source, <split>_count, <split>_digest}``.
+
+    Recorded on the run and on every registered version, so two runs can be checked for
+    comparability (promotion compares ``val_digest``)."""
+    record: dict = {f"{s}_source": sources.get(s, "unknown") for s in SPLITS}
+    for s in SPLITS:
+        record[f"{s}_count"] = len(splits[s])
+        record[f"{s}_digest"] = ids_digest(splits[s].ids)
+    return record
 
 
 def _counts(labels: np.ndarray, class_names: list[str]) -> dict[str, int]:
@@ -86,28 +103,23 @@ def prepare_dataset(
         write_quarantine(raw.quarantine, quarantine_path)
     mapped = class_map.apply(raw)
     split_opts = dict(split or {})
-    result = assign_splits(mapped, **split_opts)
+    hashes = image_hashes(mapped.images)
+    # byte-identical images stay on one side of every carved split
+    result = assign_splits(mapped, **split_opts, groups=hashes)
     idx = dict(result.indices)
 
-    hashes = image_hashes(mapped.images)
-    distinct = ["train", "val"] if result.test_is_val else list(SPLITS)
     dup = duplicate_report(
-        {s: hashes[idx[s]] for s in distinct},
-        {s: mapped.labels[idx[s]] for s in distinct},
-        {s: mapped.ids[idx[s]] for s in distinct},
+        {s: hashes[idx[s]] for s in SPLITS},
+        {s: mapped.labels[idx[s]] for s in SPLITS},
+        {s: mapped.ids[idx[s]] for s in SPLITS},
     )
     dropped = {"val": 0, "test": 0}
     if dedupe == "drop_from_eval":
         train_hashes = hashes[idx["train"]]
         for s in ("val", "test"):
-            if s == "test" and result.test_is_val:
-                continue
             keep = ~np.isin(hashes[idx[s]], train_hashes)
             dropped[s] = int((~keep).sum())
             idx[s] = idx[s][keep]
-        if result.test_is_val:
-            idx["test"] = idx["val"]
-            dropped["test"] = dropped["val"]
         log.info("dedupe=drop_from_eval: dropped %s eval rows that duplicate train images", dropped)
     dup.update({"dedupe": dedupe, "dropped_from_eval": dropped})
     if dup["n_groups"]:
@@ -130,6 +142,7 @@ def prepare_dataset(
     }
     names = list(class_map.names)
     fingerprint = _split_fingerprint(splits, names)
+    record = split_record(splits, result.sources)
     report = {
         "dataset": raw.name,
         "fingerprint": fingerprint,
@@ -141,8 +154,8 @@ def prepare_dataset(
         "counts": {s: _counts(splits[s].labels, names) for s in SPLITS},
         "split": {
             **{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in split_opts.items()},
-            "test_is_val": result.test_is_val,
             "notes": result.notes,
+            "record": record,
         },
         "duplicates": dup,
         "quarantine": {
@@ -157,8 +170,8 @@ def prepare_dataset(
         splits=splits,
         report=report,
         fingerprint=fingerprint,
-        test_is_val=result.test_is_val,
         quarantined=len(raw.quarantine),
+        split_record=record,
     )
 
 
@@ -188,8 +201,8 @@ def save_prepared(data: PreparedData, out_dir: str | os.PathLike) -> Path:
         "name": data.name,
         "class_names": data.class_names,
         "fingerprint": data.fingerprint,
-        "test_is_val": data.test_is_val,
         "quarantined": data.quarantined,
+        "split_record": data.split_record,
         "report": data.report,
     }
     (tmp / PREPARED_META).write_text(json.dumps(meta, indent=2, default=str))
@@ -225,6 +238,6 @@ def load_prepared(prepared_dir: str | os.PathLike) -> PreparedData:
         splits=splits,
         report=meta["report"],
         fingerprint=meta["fingerprint"],
-        test_is_val=bool(meta["test_is_val"]),
         quarantined=int(meta["quarantined"]),
+        split_record=dict(meta.get("split_record") or {}),
     )

@@ -1,17 +1,25 @@
-"""Train/val/test splits, the documented fallbacks for missing splits, and stratified subsets.
+"""Train/val/test splits, the rule that the reported split is never used for a choice, and
+stratified subsets.
 
 Strategies:
 
 - ``official``: rows keep the usage their source gave them (FER2013 Training/PublicTest/PrivateTest).
 - ``stratified``: all rows are re-split by label with ``fractions`` (train, val, test) and ``seed``.
 
-Missing splits never crash later in training; they get a `SplitWarning` (also logged) and this behaviour:
+The rule: what a run reports as ``test`` is never used for any choice (early stopping, checkpoint
+selection, Optuna, export gates, promotion all read ``val``). So when a source lacks a split:
 
-(a) no test rows (e.g. a FER2013 CSV without PrivateTest): the test split IS the val split, so "test"
-    metrics are val (PublicTest) metrics; ``SplitResult.test_is_val`` is True.
-(b) no val rows (e.g. a folder with only train/ and test/): a stratified ``val_fraction`` (default 0.1,
-    seeded) of train becomes val.
-(c) no train rows: `ValueError` at once.
+(a) no test rows (e.g. a FER2013 CSV without PrivateTest): the source's val rows (PublicTest) become
+    test, and val is carved from train: a stratified, seeded ``val_fraction`` (default 10 %).
+(b) no val rows (e.g. a folder with only train/ and test/): val is carved from train the same way.
+(c) only train rows: val and test are both carved from train.
+(d) no train rows: `ValueError` at once.
+
+Every carve (and ``stratified``) keeps groups of byte-identical images together (``groups``, one
+key per row, e.g. an image hash), so no image straddles train and val: FER2013 has hundreds of
+duplicate groups inside Training. Each fallback is a `SplitWarning` (also logged) and a note.
+``SplitResult.sources`` names where each split came from (``source:val`` = the source's own val
+rows; ``carved:train(...)`` = carved from its train rows), for the split record of the run.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ class SplitWarning(UserWarning):
 class SplitResult:
     indices: dict[str, np.ndarray]  # split -> row indices into the RawData
     notes: list[str] = field(default_factory=list)  # fallbacks applied, for the data report
-    test_is_val: bool = False
+    sources: dict[str, str] = field(default_factory=dict)  # split -> where its rows came from
 
 
 def _warn(msg: str, notes: list[str]) -> None:
@@ -53,18 +61,55 @@ def _round_bounds(fractions: Sequence[float], n: int) -> np.ndarray:
     return np.floor(cum * n + 0.5).astype(np.int64)
 
 
-def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
-    """Split row indices into ``len(fractions)`` sorted parts, class by class (seeded)."""
+def stratified_split(
+    labels: np.ndarray, fractions: Sequence[float], seed: int, groups: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Split row indices into ``len(fractions)`` sorted parts, class by class (seeded).
+
+    With ``groups`` (one key per row) rows sharing a key go to the same part, stratified by the
+    label of each group's first row; parts then match ``fractions`` up to one group per class."""
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
+    if groups is None:
+        group_of = np.arange(len(labels))
+    else:
+        _, group_of = np.unique(np.asarray(groups), return_inverse=True)
+    first = np.full(group_of.max() + 1 if len(labels) else 0, len(labels), np.int64)
+    np.minimum.at(first, group_of, np.arange(len(labels)))  # first row of each group
+    group_label = labels[first]
+    group_size = np.bincount(group_of, minlength=len(first))
     parts: list[list[np.ndarray]] = [[] for _ in fractions]
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        lo = 0
-        for k, hi in enumerate(_round_bounds(fractions, len(idx))):
-            parts[k].append(idx[lo:hi])
-            lo = hi
-    return [np.sort(np.concatenate(p)) if p else np.zeros(0, np.int64) for p in parts]
+    for c in np.unique(group_label):
+        gids = rng.permutation(np.flatnonzero(group_label == c))
+        # a group goes to the part its first row falls in, by cumulative row count
+        starts = np.concatenate([[0], np.cumsum(group_size[gids])[:-1]])
+        part_of = np.searchsorted(_round_bounds(fractions, int(group_size[gids].sum())), starts, side="right")
+        for k in range(len(fractions)):
+            parts[k].append(gids[part_of == k])
+    out = []
+    for p in parts:
+        gids = np.concatenate(p) if p else np.zeros(0, np.int64)
+        out.append(np.sort(np.flatnonzero(np.isin(group_of, gids))))
+    return out
+
+
+def _carve(
+    raw: RawData, rows: np.ndarray, fraction: float, seed: int, groups: np.ndarray | None, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, carved) row indices: a stratified, group-aware ``fraction`` of ``rows``."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"{raw.name}: no {what} rows and split.val_fraction={fraction} cannot carve them out")
+    g = None if groups is None else groups[rows]
+    keep, carved = stratified_split(raw.labels[rows], [1 - fraction, fraction], seed, g)
+    if len(carved) == 0 and len(rows) >= 2:  # classes too small to stratify: carve whole groups at random
+        keys = np.arange(len(rows)) if g is None else np.unique(g, return_inverse=True)[1]
+        order = np.random.default_rng(seed).permutation(keys.max() + 1)
+        n_groups = max(1, int(round(fraction * len(order))))
+        taken = np.isin(keys, order[:n_groups])
+        keep, carved = np.flatnonzero(~taken), np.flatnonzero(taken)
+    if len(carved) == 0 or len(keep) == 0:
+        raise ValueError(f"{raw.name}: train has too few rows ({len(rows)}) to carve a {what} split")
+    return rows[keep], rows[carved]
 
 
 def assign_splits(
@@ -73,16 +118,22 @@ def assign_splits(
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 42,
     val_fraction: float = 0.1,
+    groups: np.ndarray | None = None,
 ) -> SplitResult:
-    """Row indices of train/val/test for ``raw`` under ``strategy``, with the module's fallbacks."""
+    """Row indices of train/val/test for ``raw`` under ``strategy``, with the module's fallbacks.
+
+    ``groups``: one key per row (e.g. an image hash); rows sharing a key never straddle the
+    splits this function draws (the source's own splits are kept as given)."""
     notes: list[str] = []
     if strategy == "official":
         indices = {s: np.flatnonzero(raw.usage == s) for s in SPLITS}
+        sources = {s: f"source:{s}" for s in SPLITS}
     elif strategy == "stratified":
         fractions = [float(f) for f in fractions]
         if len(fractions) != 3 or min(fractions) < 0 or fractions[0] <= 0:
             raise ValueError(f"split.fractions must be [train, val, test] with train > 0, got {fractions}")
-        indices = dict(zip(SPLITS, stratified_split(raw.labels, fractions, seed)))
+        indices = dict(zip(SPLITS, stratified_split(raw.labels, fractions, seed, groups)))
+        sources = {s: f"stratified:all({fractions[k]:g},seed={seed})" for k, s in enumerate(SPLITS)}
     else:
         raise ValueError(f"split.strategy must be one of {STRATEGIES}, got {strategy!r}")
 
@@ -92,33 +143,30 @@ def assign_splits(
             f"{raw.name}: no train rows (rows per split: {counts}); "
             "check the source's usage column/folders or use split.strategy=stratified"
         )
-    if len(indices["val"]) == 0:
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"{raw.name}: no val rows and split.val_fraction={val_fraction} cannot carve them out")
-        train = indices["train"]
-        keep, carved = stratified_split(raw.labels[train], [1 - val_fraction, val_fraction], seed)
-        if len(carved) == 0 and len(train) >= 2:  # classes too small to stratify: carve at random
-            perm = np.random.default_rng(seed).permutation(len(train))
-            n_val = max(1, int(round(val_fraction * len(train))))
-            keep, carved = np.sort(perm[n_val:]), np.sort(perm[:n_val])
-        indices["train"], indices["val"] = train[keep], train[carved]
-        _warn(
-            f"{raw.name}: no val rows; carved a stratified {val_fraction:.0%} of train as val "
-            f"(seed {seed}): {len(indices['val'])} rows",
-            notes,
-        )
-        if len(indices["val"]) == 0:
-            raise ValueError(f"{raw.name}: train has too few rows ({len(train)}) to carve a val split")
-    test_is_val = False
+    carved_from = f"carved:train({val_fraction:g},seed={seed})"
     if len(indices["test"]) == 0:
-        indices["test"] = indices["val"]
-        test_is_val = True
+        if len(indices["val"]):
+            # Two splits: the second one is reported (test); val for every choice comes from train.
+            indices["test"], sources["test"] = indices["val"], sources["val"]
+            indices["val"] = np.zeros(0, np.int64)
+            _warn(
+                f"{raw.name}: no test rows; the source's val rows are the test split "
+                "(for FER2013 without PrivateTest: PublicTest), and val is carved from train",
+                notes,
+            )
+        else:
+            indices["train"], indices["test"] = _carve(raw, indices["train"], val_fraction, seed + 1, groups, "test")
+            sources["test"] = f"carved:train({val_fraction:g},seed={seed + 1})"
+            _warn(f"{raw.name}: no val or test rows; carved a {val_fraction:.0%} test split from train", notes)
+    if len(indices["val"]) == 0:
+        indices["train"], indices["val"] = _carve(raw, indices["train"], val_fraction, seed, groups, "val")
+        sources["val"] = carved_from
         _warn(
-            f"{raw.name}: no test rows; the test split uses the val split, so test metrics are val metrics "
-            "(for FER2013 without PrivateTest: PublicTest metrics)",
+            f"{raw.name}: carved a stratified {val_fraction:.0%} of train as val (seed {seed}, "
+            f"byte-identical images kept on one side): {len(indices['val'])} rows",
             notes,
         )
-    return SplitResult(indices=indices, notes=notes, test_is_val=test_is_val)
+    return SplitResult(indices=indices, notes=notes, sources=sources)
 
 
 def calibration_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:

@@ -41,7 +41,7 @@ def main() -> None:
             "counts": report["counts"],
             "duplicates": {k: report["duplicates"][k] for k in ("n_groups", "cross_split", "conflicting_labels", "dropped_from_eval") if k in report["duplicates"]},
             "quarantined": data.quarantined,
-            "test_is_val": data.test_is_val,
+            "split": data.split_record,
         },
     )
 

@@ -20,9 +20,16 @@ def main() -> None:
     cfg = load_params()
     with open_dict(cfg):
         cfg.data.prepared_dir = str(PREPARED_DIR)
+    # Train into a directory DVC does not manage (it deletes declared outs before a run), so a
+    # killed run's last.ckpt survives for `resume=true`; swap it in as outputs/train when done.
+    partial = TRAIN_DIR.with_name(TRAIN_DIR.name + ".partial")
+    if partial.exists() and not cfg.get("resume"):
+        shutil.rmtree(partial)  # stale checkpoints from an earlier run must not be picked up
+    result = train(cfg, partial)
     if TRAIN_DIR.exists():
-        shutil.rmtree(TRAIN_DIR)  # stale checkpoints from an earlier run must not be picked up
-    result = train(cfg, TRAIN_DIR)
+        shutil.rmtree(TRAIN_DIR)
+    partial.rename(TRAIN_DIR)
+    result.output_dir, result.best_checkpoint = TRAIN_DIR, TRAIN_DIR / result.best_checkpoint.relative_to(partial.resolve())
     tracking.write_run_id(result.run_id)
     with tracking.start_run(cfg.tracking.experiment, run_id=result.run_id):
         mlflow.set_tags({**dvc_tags(), "pipeline": "dvc"})

@@ -19,6 +19,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
+from ferops.seeding import derived_seed
 from ferops.training.mixup import mix_batch
 
 
@@ -66,6 +67,7 @@ class FERClassifier(L.LightningModule):
         ema_decay: float = 0.0,
         mixup: dict[str, float] | None = None,
         meta: dict[str, Any] | None = None,
+        seed: int | None = None,
     ):
         super().__init__()
         # Objects are rebuilt from the stored config (see checkpoint.py); only plain values go here.
@@ -78,7 +80,7 @@ class FERClassifier(L.LightningModule):
         self.ema = EMA(net, ema_decay) if ema_decay > 0 else None
         self.mixup = dict(mixup or {})
         self.meta = dict(meta or {})
-        self._mix_rng = np.random.default_rng()
+        self._mix_rng = np.random.default_rng(seed)  # reseeded every step in _reseed_step
         n = len(self.class_names)
 
         def metrics() -> MetricCollection:
@@ -92,9 +94,12 @@ class FERClassifier(L.LightningModule):
 
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.train_metrics, self.val_metrics, self.test_metrics = metrics(), metrics(), metrics()
+        # persistent: the best-so-far value travels in the checkpoint, so a resumed run keeps it
         self.val_f1_best = MaxMetric()
+        self.val_f1_best.persistent(True)
         self.test_probs: list[torch.Tensor] = []
         self.test_labels: list[torch.Tensor] = []
+        self.test_index: list[torch.Tensor] = []
 
     # -- forward ---------------------------------------------------------------------------
     @property
@@ -107,7 +112,18 @@ class FERClassifier(L.LightningModule):
         return self.net(self.preprocess(images.float()))
 
     # -- steps -----------------------------------------------------------------------------
+    def _reseed_step(self) -> None:
+        # Dropout and MixUp/CutMix draws of this step follow from (seed, step, rank) alone (see
+        # ferops.seeding): a resumed run replays them exactly.
+        seed = self.hparams.get("seed")
+        if seed is None:
+            return
+        step_seed = derived_seed(seed, self.global_step, self.global_rank)
+        torch.manual_seed(step_seed)
+        self._mix_rng = np.random.default_rng(step_seed)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self._reseed_step()
         images, labels = batch["image"].float(), batch["label"]
         target = batch.get("soft", labels)
         if self.mixup.get("prob", 0) > 0:
@@ -138,6 +154,7 @@ class FERClassifier(L.LightningModule):
         logits = self._eval_step(batch, self.test_loss, self.test_metrics)
         self.test_probs.append(logits.float().softmax(-1).cpu())  # float: bf16 has no numpy
         self.test_labels.append(batch["label"].cpu())
+        self.test_index.append(batch["index"].cpu())
         self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
 
     # -- epoch ends ------------------------------------------------------------------------
@@ -163,12 +180,26 @@ class FERClassifier(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self.test_probs.clear()
         self.test_labels.clear()
+        self.test_index.clear()
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_metrics)
 
-    def on_fit_start(self) -> None:
-        self.val_f1_best.reset()
+    def scored_test(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row indices, probabilities, labels) of the test rows the last test loop scored, each
+        row once, gathered from every rank (DDP gives each rank a part, padded with repeats)."""
+        parts = [(torch.cat(self.test_index), torch.cat(self.test_probs), torch.cat(self.test_labels))] if self.test_index else []
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, parts)
+            parts = [p for rank_parts in gathered for p in rank_parts]
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros((0, len(self.class_names)), np.float32), np.zeros(0, np.int64)
+        index = torch.cat([p[0] for p in parts]).numpy()
+        probs = torch.cat([p[1] for p in parts]).numpy()
+        labels = torch.cat([p[2] for p in parts]).numpy()
+        index, first = np.unique(index, return_index=True)
+        return index, probs[first], labels[first]
 
     # -- optimisation ----------------------------------------------------------------------
     def configure_optimizers(self):

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ferops import tracking
 from ferops.data.preprocess import Preprocess
+from ferops.training import resume as R
 from ferops.training.module import FERClassifier
 
 log = logging.getLogger(__name__)
@@ -66,18 +67,38 @@ def build_module(cfg: DictConfig, datamodule) -> FERClassifier:
         ema_decay=o.ema_decay,
         mixup=OmegaConf.to_container(o.mixup, resolve=True),
         meta=meta,
+        seed=cfg.get("seed"),
     )
 
 
-def _log_run_record(cfg: DictConfig, datamodule, output_dir: Path) -> None:
-    """Resolved config as artifact + flattened params + lineage tags."""
+def _resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without what may change when a run is resumed (not logged as params)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("resume", None)
+    return resolved
+
+
+def _resume_hash(cfg: DictConfig) -> str:
+    resolved = _resolved(cfg)
+    for key in R.VOLATILE_KEYS:
+        head, _, tail = key.partition(".")
+        if tail and isinstance(resolved.get(head), dict):
+            resolved[head].pop(tail, None)
+        else:
+            resolved.pop(head, None)
+    return tracking.config_hash(resolved)
+
+
+def _log_run_record(cfg: DictConfig, datamodule, output_dir: Path) -> None:
+    """Resolved config as artifact + flattened params + lineage tags + the split record."""
+    resolved = _resolved(cfg)
     config_path = output_dir / "config.yaml"
     config_path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     mlflow.log_artifact(str(config_path))
     tracking.log_params_flat(resolved)
     mlflow.set_tags(
         {
+            **{f"split.{k}": str(v) for k, v in datamodule.split_record.items()},
             **tracking.git_tags(),
             **tracking.data_tags(datamodule.dataset_name, datamodule.fingerprint, list(datamodule.class_names)),
             "config.hash": tracking.config_hash(resolved),
@@ -88,16 +109,33 @@ def _log_run_record(cfg: DictConfig, datamodule, output_dir: Path) -> None:
     )
 
 
-def _log_test_report(module: FERClassifier, datamodule, run_id: str, output_dir: Path) -> None:
-    """Confusion matrix, classification report and training curves of this run."""
+def _log_test_report(
+    scored: tuple[np.ndarray, np.ndarray, np.ndarray], module: FERClassifier, datamodule, run_id: str, output_dir: Path
+) -> dict[str, float]:
+    """Confusion matrix, classification report and training curves of this run.
+
+    The report describes exactly the test rows the test loop scored (all of them, unless
+    fast_dev_run / limit_test_batches cut the loop short: then it says so). Returns the
+    coverage metrics (``test/n_scored``, ``test/coverage``)."""
     from ferops.evaluation.plots import plot_training_curves
     from ferops.evaluation.report import write_evaluation_report
 
-    probs = torch.cat(module.test_probs).numpy()
-    labels = torch.cat(module.test_labels).numpy()
-    images, _ = datamodule.split_arrays("test")
+    index, probs, labels = scored
+    images, all_labels = datamodule.split_arrays("test")
+    if not np.array_equal(all_labels[index], labels):
+        raise RuntimeError("test report: the scored labels do not match the test split's rows")
+    coverage = {"test/n_scored": float(len(index)), "test/coverage": float(len(index)) / max(1, len(all_labels))}
+    title = None
+    if len(index) < len(all_labels):
+        title = f"partial test: {len(index)} of {len(all_labels)} images scored"
+        log.warning("test report covers %d of %d test images (the test loop was limited)", len(index), len(all_labels))
     report_dir = output_dir / "test_report"
-    write_evaluation_report(probs, labels, images, module.class_names, report_dir)
+    write_evaluation_report(probs, labels, images[index], module.class_names, report_dir, title=title)
+    (report_dir / "scored_rows.txt").write_text(
+        f"# {len(index)} of {len(all_labels)} test rows scored (row ids of the test split)\n"
+        + "\n".join(map(str, datamodule.split_ids("test")[index]))
+        + "\n"
+    )
     mlflow.log_artifacts(str(report_dir), artifact_path="test_report")
 
     client = mlflow.MlflowClient()
@@ -106,6 +144,8 @@ def _log_test_report(module: FERClassifier, datamodule, run_id: str, output_dir:
     fig_path = output_dir / "training_curves.png"
     plot_training_curves(history, out_path=fig_path)
     mlflow.log_artifact(str(fig_path))
+    mlflow.log_metrics(coverage)
+    return coverage
 
 
 def _scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
@@ -121,10 +161,18 @@ def _callback(cfg: DictConfig, output_dir: Path):
 
 
 def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
+    """One training run into ``output_dir``; with ``cfg.resume`` true, an unfinished run there
+    (``run_state.json`` + ``checkpoints/last.ckpt``) continues in its own MLflow run."""
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
+        if cfg.data.get("quarantine_path", "unset") is None:
+            cfg.data.quarantine_path = str(output_dir / "quarantine.csv")  # one report per run
+    # Before anything random (weight init, splits, sampler): the same seed gives the same run.
+    L.seed_everything(cfg.seed, workers=True)
+    resume_hash = _resume_hash(cfg)
+    point = R.resume_point(output_dir, resume_hash) if cfg.get("resume") else None
 
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
@@ -135,16 +183,21 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     # DDP runs train() once per rank (Lightning re-runs the command, SLURM/torchrun start one task
     # per device): rank 0 owns the MLflow run, the other ranks train without one.
     rank_zero = rank_zero_only.rank == 0
+    run_id_to_open = point.run_id if point else t.run_id
     run_context = (
-        tracking.start_run(t.experiment, run_name=run_name, run_id=t.run_id, parent_run_id=t.parent_run_id, nested=bool(t.parent_run_id))
+        tracking.start_run(t.experiment, run_name=run_name, run_id=run_id_to_open, parent_run_id=None if point else t.parent_run_id, nested=bool(t.parent_run_id))
         if rank_zero
         else contextlib.nullcontext()
     )
     with run_context as run:
         run_id = run.info.run_id if rank_zero else ""
-        if rank_zero:
+        if rank_zero and point is None:
+            R.write_state(output_dir, run_id=run_id, config_hash=resume_hash, finished=False)
             _log_run_record(cfg, datamodule, output_dir)
             mlflow.log_metric("model/num_params", sum(p.numel() for p in module.net.parameters()))
+        elif rank_zero:
+            log.info("resuming run %s from %s", run_id, point.checkpoint)
+            mlflow.set_tag("resumed_from", str(point.checkpoint))
         logger = MLFlowLogger(experiment_name=t.experiment, tracking_uri=tracking.tracking_uri(), run_id=run_id or None)
         # A progress-bar callback and enable_progress_bar=false cannot be combined: the flag wins.
         show_bar = cfg.trainer.get("enable_progress_bar", True)
@@ -154,22 +207,26 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
             if c is not None and (show_bar or not str(c._target_).endswith("ProgressBar"))
         ]
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(output_dir))
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(point.checkpoint) if point else None)
         # test() replaces callback_metrics: keep the fit's (val/macro_f1_best is what sweeps optimise).
         fit_metrics = _scalar_metrics(trainer)
 
         ckpt_cb = trainer.checkpoint_callback
         best = Path(ckpt_cb.best_model_path) if ckpt_cb and ckpt_cb.best_model_path else None
+        # The test split is scored once, by the model val selected, and only reported.
         trainer.test(module, datamodule=datamodule, ckpt_path=str(best) if best else None)
         metrics = {**fit_metrics, **_scalar_metrics(trainer)}
+        scored = module.scored_test()  # every rank takes part in the gather
 
         if trainer.is_global_zero:
-            _log_test_report(module, datamodule, run_id, output_dir)
+            metrics.update(_log_test_report(scored, module, datamodule, run_id, output_dir))
             if best and t.log_checkpoint:
                 mlflow.log_artifact(str(best), artifact_path="checkpoints")
         if best is None:
             best = output_dir / "checkpoints" / "last.ckpt"
             trainer.save_checkpoint(best)
+        if rank_zero:
+            R.write_state(output_dir, finished=True)
     log.info("run %s (%s): %s", run_name, run_id, {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")})
     return TrainResult(metrics, run_id, best, output_dir, list(datamodule.class_names))
 
