@@ -1,6 +1,8 @@
 """MLflow: where the store is, how runs are named, started, resumed and tagged."""
 
-from ferops.tracking.lineage import config_hash, data_tags, git_tags
+from ferops.tracking.datasets import log_split_inputs, raw_source, split_inputs
+from ferops.tracking.environment import environment_tags
+from ferops.tracking.lineage import config_hash, data_tags, dvc_lock_tags, git_tags
 from ferops.tracking.store import (
     RUN_ID_FILE,
     ensure_experiment,
@@ -17,12 +19,17 @@ __all__ = [
     "RUN_ID_FILE",
     "config_hash",
     "data_tags",
+    "dvc_lock_tags",
+    "environment_tags",
     "ensure_experiment",
     "flatten_params",
     "git_tags",
     "log_params_flat",
+    "log_split_inputs",
     "new_run_name",
+    "raw_source",
     "read_run_id",
+    "split_inputs",
     "start_run",
     "tracking_uri",
     "write_run_id",

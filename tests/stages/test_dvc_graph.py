@@ -1,0 +1,370 @@
+"""dvc.yaml sees every change: each stage depends on every module it executes, every param it
+reads and the raw file it reads.
+
+The smoke pipeline runs (`dvc repro`, tiny settings) in a temporary copy of the repository with a
+`sitecustomize` hook on PYTHONPATH: when a stage process exits it writes the `ferops` modules in
+`sys.modules` and the params.yaml keys it read. The tests compare that record, plus the modules
+named by `_target_` in the params the stage reads, with dvc.yaml. Nothing is hard-coded: a module
+someone adds tomorrow is checked as soon as a stage imports it.
+
+Cost: the default suite runs prepare, train and evaluate once (`dvc repro evaluate`, shared by
+the tests here) and checks export and register statically (every `ferops` import their entry
+modules can reach, function-level ones included). The recorded run of export and register
+(TensorFlow conversion) is marked slow: `make test-slow`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ferops.data.testing import write_fer2013_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORD_ENV = "FEROPS_RECORD_IMPORTS"
+# Check another dvc.yaml against the code (e.g. the previous one: `git show HEAD~:dvc.yaml > /tmp/old.yaml`).
+DVC_YAML = Path(os.environ.get("FEROPS_TEST_DVC_YAML") or ROOT / "dvc.yaml")
+
+# Runs at the start of every Python process of the pipeline (site imports `sitecustomize` from
+# PYTHONPATH). Only active with FEROPS_RECORD_IMPORTS set; records `ferops*` modules and the keys
+# read from any config loaded from a file named params.yaml.
+HOOK = r'''
+import atexit, json, os, sys, time
+
+_t0 = time.time()
+_out = os.environ.get("FEROPS_RECORD_IMPORTS")
+if _out:
+    _keys = set()
+    _roots = []
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        _load, _get_impl = OmegaConf.load, DictConfig._get_impl
+
+        def _recording_load(file_, *a, **k):
+            cfg = _load(file_, *a, **k)
+            if os.path.basename(str(file_)) == "params.yaml":
+                _roots.append(cfg)
+            return cfg
+
+        def _recording_get_impl(self, key, *a, **k):
+            try:
+                root = self._get_root()
+                if any(root is r for r in _roots):
+                    _keys.add(self._get_full_key(key))
+            except Exception:
+                pass
+            return _get_impl(self, key, *a, **k)
+
+        OmegaConf.load = staticmethod(_recording_load)
+        DictConfig._get_impl = _recording_get_impl
+    except ImportError:
+        pass
+
+    def _dump():
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        mods = {n: getattr(m, "__file__", None) for n, m in list(sys.modules.items()) if n == "ferops" or n.startswith("ferops.")}
+        mods[spec.name if spec else "__main__"] = getattr(main, "__file__", None)
+        rec = {"main": spec.name if spec else None, "argv": sys.argv, "modules": mods, "params": sorted(_keys), "seconds": round(time.time() - _t0, 1)}
+        with open(os.path.join(_out, f"{os.getpid()}.json"), "w") as f:
+            json.dump(rec, f)
+
+    atexit.register(_dump)
+'''
+
+
+def run(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def copy_repo(tmp: Path) -> tuple[Path, dict]:
+    """A git + DVC copy of the working tree (tracked and untracked, not ignored: what tests/stages/test_pipeline.py
+    copies, plus new files not yet added), with its own MLflow store."""
+    dst = tmp / "repo"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        src = ROOT / f
+        if src.is_file() and not f.startswith(("reports/", "dvc.lock")):
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / f)
+    shutil.copy2(DVC_YAML, dst / "dvc.yaml")
+    (tmp / "mlruns").mkdir()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}",
+        "PYTHONPATH": str(dst / "src"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        run(cmd, dst, env)
+    return dst, env
+
+
+def compose(repo_dir: Path, *overrides: str) -> None:
+    """params.yaml from the copy's conf/, as `python -m ferops.stages.params` writes it (in-process: cheaper)."""
+    from omegaconf import OmegaConf
+
+    from ferops.stages.params import compose_params
+
+    (repo_dir / "params.yaml").write_text(OmegaConf.to_yaml(compose_params(list(overrides), conf_dir=repo_dir / "conf")))
+
+
+def stage_modules(dvc_yaml: dict) -> dict[str, str]:
+    """stage -> the module its cmd runs (`python -m ferops.stages.x`)."""
+    out = {}
+    for name, stage in dvc_yaml["stages"].items():
+        words = str(stage["cmd"]).split()
+        out[name] = words[words.index("-m") + 1]
+    return out
+
+
+def dep_paths(stage: dict) -> list[str]:
+    """Plain (non-templated) deps, normalised without a trailing slash."""
+    return [str(d).rstrip("/") for d in stage.get("deps", []) if "${" not in str(d)]
+
+
+def param_keys(stage: dict) -> list[str]:
+    keys: list[str] = []
+    for p in stage.get("params", []):
+        if isinstance(p, dict):  # {file: [keys]}
+            for file_keys in p.values():
+                keys.extend(file_keys or [])
+        else:
+            keys.append(str(p))
+    return keys
+
+
+def covered(path: str, deps: list[str]) -> bool:
+    return any(path == d or path.startswith(d + "/") for d in deps)
+
+
+def module_file(dotted: str, src: Path) -> str | None:
+    """The source file of the longest importable prefix of `dotted` (a `_target_`), without importing it."""
+    parts = dotted.split(".")
+    while parts:
+        base = src.joinpath(*parts)
+        for cand in (base.with_suffix(".py"), base / "__init__.py"):
+            if cand.is_file():
+                return str(cand.relative_to(src.parent))
+        parts.pop()
+    return None
+
+
+def targets(node, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(params key, value) of every `_target_` under `node`."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if k == "_target_":
+                yield prefix, str(v)
+            else:
+                yield from targets(v, key)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from targets(v, f"{prefix}.{i}")
+
+
+SMOKE = (
+    "experiment=smoke", "data.source.n_per_class=40", "trainer.max_epochs=1",
+    "export.n_latency_runs=2", "export.n_latency_warmup=1", "export.n_calibration=20",
+    "export.max_eval_images=32", "export.edgetpu_compiler=off",
+    # a near-chance 1-epoch model: the gates are tested in tests/export, not here
+    "export.gates.max_accuracy_drop=100", "export.gates.min_int8_agreement=0",
+)
+
+
+def record_pipeline(tmp: Path, *stages: str):
+    """`dvc repro [targets]` of the smoke pipeline in a copy, every stage's imports and params reads recorded."""
+    repo_dir, env = copy_repo(tmp)
+    hook, records = tmp / "hook", tmp / "records"
+    hook.mkdir()
+    records.mkdir()
+    (hook / "sitecustomize.py").write_text(HOOK)
+    compose(repo_dir, *SMOKE)
+    env = {**env, "PYTHONPATH": f"{hook}{os.pathsep}{env['PYTHONPATH']}", RECORD_ENV: str(records)}
+    run(["dvc", "repro", *stages], repo_dir, env)
+    dvc_yaml = yaml.safe_load((repo_dir / "dvc.yaml").read_text())
+    by_module: dict[str, list[dict]] = {}
+    for f in records.glob("*.json"):
+        rec = json.loads(f.read_text())
+        by_module.setdefault(rec["main"], []).append(rec)
+    return repo_dir, env, dvc_yaml, by_module
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """prepare, train and evaluate (the cheap stages), recorded; the default suite."""
+    return record_pipeline(tmp_path_factory.mktemp("dvc_graph"), "evaluate")
+
+
+@pytest.fixture(scope="module")
+def recorded_all(tmp_path_factory):
+    """The whole pipeline, export and register included (slow: TensorFlow conversion)."""
+    return record_pipeline(tmp_path_factory.mktemp("dvc_graph_all"))
+
+
+def stage_records(recorded, stage: str) -> list[dict]:
+    _, _, dvc_yaml, by_module = recorded
+    recs = by_module.get(stage_modules(dvc_yaml)[stage], [])
+    assert recs, f"no record of stage {stage!r}: did it run, and did the hook load?"
+    return recs
+
+
+def target_files(params: dict, sections: set[str], src: Path) -> dict[str, str]:
+    """Source files of the `ferops` modules named by `_target_` in these params sections."""
+    files = {}
+    for section in sections:
+        for key, target in targets(params.get(section), section):
+            if target.startswith("ferops."):
+                path = module_file(target, src)
+                assert path, f"{key}._target_={target}: no such module under src/"
+                files[path] = f"{target} (params {key}._target_)"
+    return files
+
+
+def missing_deps(files: dict[str, str], stage: str, dvc_yaml: dict) -> str:
+    deps = dep_paths(dvc_yaml["stages"][stage])
+    missing = sorted(f"{path}  ({name})" for path, name in files.items() if not covered(path, deps))
+    return f"dvc.yaml stage {stage!r} runs these but does not depend on them:\n" + "\n".join(missing) if missing else ""
+
+
+FAST = ("prepare", "train", "evaluate")
+SLOW = ("export", "register")
+STAGES = FAST + SLOW
+BY_RUN = [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s for s in STAGES]
+
+
+def _recording(request, stage):
+    return request.getfixturevalue("recorded_all" if stage in SLOW else "recorded")
+
+
+@pytest.mark.parametrize("stage", BY_RUN)
+def test_stage_depends_on_every_module_it_executes(request, stage):
+    recorded = _recording(request, stage)
+    repo_dir, _, dvc_yaml, _ = recorded
+    src = repo_dir / "src"
+    params = yaml.safe_load((repo_dir / "params.yaml").read_text())
+    files: dict[str, str] = {}
+    for rec in stage_records(recorded, stage):
+        for name, path in rec["modules"].items():
+            if path and Path(path).resolve().is_relative_to(src.resolve()):
+                files[str(Path(path).resolve().relative_to(repo_dir.resolve()))] = name
+        # modules named as `_target_` (instantiated by Hydra) in the params it reads, used or not this run
+        sections = {k.split(".")[0] for k in rec["params"]} | {k.split(".")[0] for k in param_keys(dvc_yaml["stages"][stage])}
+        files.update({k: v for k, v in target_files(params, sections, src).items() if k not in files})
+    assert files
+    assert not (msg := missing_deps(files, stage, dvc_yaml)), msg
+
+
+def static_imports(modules: list[str], src: Path) -> dict[str, str]:
+    """file -> module for `modules` and every `ferops` module they can import, transitively, at module
+    level or inside functions (a superset of one run's imports: every code path, e.g. the EdgeTPU
+    compiler's, which the smoke run skips)."""
+    seen: dict[str, str] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ first
+            dotted = ".".join(parts[:i])
+            path = _exact(dotted, src)
+            if path is None or path in seen:
+                continue
+            seen[path] = dotted
+            tree = ast.parse((src.parent / path).read_text())
+            package = dotted if path.endswith("__init__.py") else dotted.rpartition(".")[0]
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    todo.extend(a.name for a in node.names if a.name.split(".")[0] == "ferops")
+                elif isinstance(node, ast.ImportFrom):
+                    base = node.module or ""
+                    if node.level:
+                        up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                        base = ".".join(up + ([base] if base else []))
+                    if base.split(".")[0] == "ferops":
+                        todo.append(base)
+                        todo.extend(f"{base}.{a.name}" for a in node.names if _exact(f"{base}.{a.name}", src))
+    return seen
+
+
+def _exact(dotted: str, src: Path) -> str | None:
+    """The file of exactly this module (not of a prefix), or None."""
+    base = src.joinpath(*dotted.split("."))
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.is_file():
+            return str(cand.relative_to(src.parent))
+    return None
+
+
+@pytest.mark.parametrize("stage", list(yaml.safe_load(DVC_YAML.read_text())["stages"]))
+def test_stage_depends_on_every_module_it_can_import(stage):
+    # Static and instant, so export and register are checked in the default suite too.
+    dvc_yaml = yaml.safe_load(DVC_YAML.read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    src = ROOT / "src"
+    # the entry module and the `_target_` modules of its params (Hydra imports them), and all they import
+    named = target_files(params, {k.split(".")[0] for k in param_keys(dvc_yaml["stages"][stage])}, src)
+    modules = [stage_modules(dvc_yaml)[stage], *(v.split()[0].rpartition(".")[0] for v in named.values())]
+    files = static_imports(modules, src)
+    files.update({k: v for k, v in named.items() if k not in files})
+    assert not (msg := missing_deps(files, stage, dvc_yaml)), msg
+
+
+def _declared(key: str, declared: list[str]) -> bool:
+    # the key itself or a section above it is declared, or it is a section read on the way to a declared key
+    return any(key == p or key.startswith(p + ".") or p.startswith(key + ".") for p in declared)
+
+
+@pytest.mark.parametrize("stage", BY_RUN)
+def test_stage_declares_every_param_it_reads(request, stage):
+    recorded = _recording(request, stage)
+    _, _, dvc_yaml, _ = recorded
+    declared = param_keys(dvc_yaml["stages"][stage])
+    read = sorted({k for rec in stage_records(recorded, stage) for k in rec["params"]})
+    missing = [k for k in read if not _declared(k, declared)]
+    assert not missing, f"dvc.yaml stage {stage!r} reads these params but does not declare them: {missing}"
+
+
+def test_editing_the_augmentation_marks_train_changed(recorded):
+    repo_dir, env, _, _ = recorded
+    assert "up to date" in run(["dvc", "status", "train"], repo_dir, env).stdout
+    augment = repo_dir / "src/ferops/data/augment.py"
+    original = augment.read_text()
+    try:
+        augment.write_text(original + "\n# an edit\n")
+        out = run(["dvc", "status", "--json", "train"], repo_dir, env).stdout
+        status = json.loads(out)
+        assert "train" in status, status
+        changed = json.dumps(status["train"])
+        assert "src/ferops/data" in changed, status["train"]
+    finally:
+        augment.write_text(original)
+
+
+def test_a_raw_file_outside_data_raw_is_a_dependency_of_prepare(tmp_path):
+    # data.path may point anywhere (README: -S data.path=/path/...); the file itself is a dep.
+    repo_dir, env = copy_repo(tmp_path)
+    csv = tmp_path / "elsewhere" / "fer2013.csv"
+    specs = [(label, usage, 100 * i + 10 * label + k) for i, usage in enumerate(["Training", "PublicTest"]) for label in range(7) for k in range(3)]
+    write_fer2013_csv(csv, specs)
+    compose(repo_dir, "data=fer2013", f"data.path={csv}")
+    run(["dvc", "repro", "prepare"], repo_dir, env)
+    assert "up to date" in run(["dvc", "status", "prepare"], repo_dir, env).stdout
+
+    write_fer2013_csv(csv, [(label, usage, seed + 1) for label, usage, seed in specs])  # same shape, new pixels
+    status = json.loads(run(["dvc", "status", "--json", "prepare"], repo_dir, env).stdout)
+    assert str(csv) in json.dumps(status.get("prepare")), status
