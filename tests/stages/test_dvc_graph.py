@@ -185,16 +185,18 @@ SMOKE = (
     # a near-chance 1-epoch model: the gates are tested in tests/export, not here
     "export.gates.max_accuracy_drop=100", "export.gates.min_int8_agreement=0",
 )
+# A tiny FER2013 CSV outside the repository: data.path may point anywhere (README: -S data.path=/path/...)
+TINY_CSV = [(label, usage, 100 * i + 10 * label + k) for i, usage in enumerate(["Training", "PublicTest", "PrivateTest"]) for label in range(7) for k in range(6 if i == 0 else 3)]
 
 
-def record_pipeline(tmp: Path, *stages: str):
-    """`dvc repro [targets]` of the smoke pipeline in a copy, every stage's imports and params reads recorded."""
+def record_pipeline(tmp: Path, overrides: tuple[str, ...], *stages: str):
+    """`dvc repro [stages]` in a copy, every stage's imports and params reads recorded."""
     repo_dir, env = copy_repo(tmp)
     hook, records = tmp / "hook", tmp / "records"
     hook.mkdir()
     records.mkdir()
     (hook / "sitecustomize.py").write_text(HOOK)
-    compose(repo_dir, *SMOKE)
+    compose(repo_dir, *overrides)
     env = {**env, "PYTHONPATH": f"{hook}{os.pathsep}{env['PYTHONPATH']}", RECORD_ENV: str(records)}
     run(["dvc", "repro", *stages], repo_dir, env)
     dvc_yaml = yaml.safe_load((repo_dir / "dvc.yaml").read_text())
@@ -206,15 +208,22 @@ def record_pipeline(tmp: Path, *stages: str):
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    """prepare, train and evaluate (the cheap stages), recorded; the default suite."""
-    return record_pipeline(tmp_path_factory.mktemp("dvc_graph"), "evaluate")
+def raw_csv(tmp_path_factory) -> Path:
+    return write_fer2013_csv(tmp_path_factory.mktemp("elsewhere") / "fer2013.csv", TINY_CSV)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory, raw_csv):
+    """prepare, train and evaluate (the cheap stages) on the tiny CSV, recorded; the default suite.
+    (The synthetic default, data.path=data/raw, runs in recorded_all and in test_pipeline.py.)"""
+    overrides = ("data=fer2013", f"data.path={raw_csv}", "data.batch_size=16", "trainer.max_epochs=1", "tracking.experiment=ferops-smoke")
+    return record_pipeline(tmp_path_factory.mktemp("dvc_graph"), overrides, "evaluate")
 
 
 @pytest.fixture(scope="module")
 def recorded_all(tmp_path_factory):
-    """The whole pipeline, export and register included (slow: TensorFlow conversion)."""
-    return record_pipeline(tmp_path_factory.mktemp("dvc_graph_all"))
+    """The whole smoke pipeline, export and register included (slow: TensorFlow conversion)."""
+    return record_pipeline(tmp_path_factory.mktemp("dvc_graph_all"), SMOKE)
 
 
 def stage_records(recorded, stage: str) -> list[dict]:
@@ -355,16 +364,13 @@ def test_editing_the_augmentation_marks_train_changed(recorded):
         augment.write_text(original)
 
 
-def test_a_raw_file_outside_data_raw_is_a_dependency_of_prepare(tmp_path):
-    # data.path may point anywhere (README: -S data.path=/path/...); the file itself is a dep.
-    repo_dir, env = copy_repo(tmp_path)
-    csv = tmp_path / "elsewhere" / "fer2013.csv"
-    specs = [(label, usage, 100 * i + 10 * label + k) for i, usage in enumerate(["Training", "PublicTest"]) for label in range(7) for k in range(3)]
-    write_fer2013_csv(csv, specs)
-    compose(repo_dir, "data=fer2013", f"data.path={csv}")
-    run(["dvc", "repro", "prepare"], repo_dir, env)
+def test_a_raw_file_outside_data_raw_is_a_dependency_of_prepare(recorded, raw_csv):
+    repo_dir, env, _, _ = recorded
     assert "up to date" in run(["dvc", "status", "prepare"], repo_dir, env).stdout
-
-    write_fer2013_csv(csv, [(label, usage, seed + 1) for label, usage, seed in specs])  # same shape, new pixels
-    status = json.loads(run(["dvc", "status", "--json", "prepare"], repo_dir, env).stdout)
-    assert str(csv) in json.dumps(status.get("prepare")), status
+    original = raw_csv.read_bytes()
+    try:
+        write_fer2013_csv(raw_csv, [(label, usage, seed + 1) for label, usage, seed in TINY_CSV])  # same shape, new pixels
+        status = json.loads(run(["dvc", "status", "--json", "prepare"], repo_dir, env).stdout)
+        assert str(raw_csv) in json.dumps(status.get("prepare")), status
+    finally:
+        raw_csv.write_bytes(original)
