@@ -129,3 +129,76 @@ def test_cli_runs_the_chain_uint8_and_fails_a_gate(tiny_model, tiny_data, tmp_pa
     assert "export gate failed: int8_top1_agreement" in err and "must be >= 150.00%" in err
     assert not (out / "bundle").exists()
     assert json.loads((out / "metrics.json").read_text())["gates_passed"] is False
+
+
+def test_eval_predictions_file(exported):
+    """Per-row predictions with row ids next to the metrics: what the registry's paired bootstrap reads."""
+    with np.load(exported["out_dir"] / "exports" / "eval_predictions.npz") as z:
+        assert z["ids"].tolist() == [str(i) for i in range(160)] and str(z["split"]) == "eval" and int(z["num_classes"]) == 3
+        assert set(FORMATS) == {k.removeprefix("pred/") for k in z.files if k.startswith("pred/")}
+        m = exported["report"]["metrics"]
+        for fmt in FORMATS:
+            assert np.mean(z[f"pred/{fmt}"] == z["labels"]) == pytest.approx(m[fmt]["accuracy"])
+
+
+def test_export_stage_gates_on_val_and_scores_test_once_afterwards(exported, tiny_model, tmp_path, monkeypatch):
+    """The DVC export stage hands run_export the VAL split (the gates and the registry's metrics come
+    from it) and scores TEST once afterwards, under metrics["test"]. run_export itself is stubbed
+    with the session's real export (its int8 model scores the test split)."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from ferops.evaluation.metrics import accuracy, macro_f1
+    from ferops.runtime import TFLiteModel
+    from ferops.stages import export as stage
+
+    def split(n: int, seed: int, prefix: str) -> SimpleNamespace:
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, 3, n)
+        images = np.clip(rng.normal(70, 25, (n, 48, 48)), 0, 255)
+        for i, c in enumerate(labels):
+            images[i][[np.s_[:24, :], np.s_[24:, :], np.s_[:, :24]][c]] += 110
+        return SimpleNamespace(images=images.astype(np.uint8), labels=labels.astype(np.int64), ids=np.array([f"{prefix}{i}" for i in range(n)]))
+
+    splits = {"train": split(100, 1, "tr"), "val": split(60, 2, "va"), "test": split(90, 3, "te")}
+    record = {"val_source": "carved from Training (10%, seed 42)", "val_digest": "ab" * 32}
+    data = SimpleNamespace(splits=splits, fingerprint="fp", split_record=record, test_is_val=False)
+    calls = {}
+
+    def fake_run_export(model, meta, cx, cy, ex, ey, out_dir, cfg, *, source, metrics_path, eval_ids, eval_split):
+        calls.update(eval_images=ex, eval_ids=eval_ids, eval_split=eval_split, source=source)
+        metrics = json.loads(json.dumps(exported["report"]["metrics"]))
+        Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(metrics_path).write_text(json.dumps(metrics))
+        return {"metrics": metrics, "files": exported["report"]["files"], "edgetpu": {"compatible": True}}
+
+    logged = []
+    fake_mlflow = SimpleNamespace(log_metrics=logged.append, set_tag=lambda *a: None, set_tags=lambda *a: None,
+                                  log_artifacts=lambda *a, **k: None, log_artifact=lambda *a, **k: None)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(stage, "load_params", lambda: OmegaConf.create({"export": {}, "tracking": {"experiment": "x"}}))
+    monkeypatch.setattr(stage, "load_deployable", lambda path: (tiny_model, {"class_names": ["top", "bottom", "left"]}))
+    monkeypatch.setattr(stage, "load_prepared", lambda path: data)
+    monkeypatch.setattr(stage, "run_export", fake_run_export)
+    monkeypatch.setattr(stage, "pipeline_run", lambda cfg: nullcontext())
+    monkeypatch.setattr(stage, "mlflow", fake_mlflow)
+    monkeypatch.setattr(stage.tracking, "read_run_id", lambda *a: "run-1")
+    monkeypatch.setattr(stage, "EXPORT_DIR", tmp_path / "outputs/export")
+    monkeypatch.setattr(stage, "EXPORT_METRICS", tmp_path / "reports/export/metrics.json")
+    stage.main()
+
+    assert calls["eval_images"] is splits["val"].images and calls["eval_split"] == "val"  # gates decided on val
+    assert calls["eval_ids"].tolist() == splits["val"].ids.tolist()
+    assert calls["source"]["val_digest"] == record["val_digest"] and calls["source"]["eval_split"] == "val"
+    metrics = json.loads((tmp_path / "reports/export/metrics.json").read_text())
+    assert metrics["eval_split"] == "val" and metrics["tflite_int8"] == exported["report"]["metrics"]["tflite_int8"]
+    test = metrics["test"]
+    t = splits["test"]
+    assert test["n"] == 90
+    int8_pred = TFLiteModel(exported["report"]["files"]["tflite_int8"]["path"]).predict_logits(t.images).argmax(1)
+    assert test["tflite_int8"]["accuracy"] == pytest.approx(accuracy(t.labels, int8_pred))
+    assert test["tflite_int8"]["macro_f1"] == pytest.approx(macro_f1(t.labels, int8_pred, 3))
+    assert 0 <= test["pytorch"]["accuracy"] <= 1 and "macro_f1" in test["pytorch"]
+    assert "export/test/tflite_int8/macro_f1" in logged[-1] and "export/tflite_int8/macro_f1" in logged[-1]

@@ -43,3 +43,37 @@ def test_register_stage(store, tmp_path, bundle_root, make_run, export_metrics):
     local = Path(mlflow.artifacts.download_artifacts(second["model_uri"]))
     assert (local / "artifacts/model.onnx").is_file() and not (local / "artifacts/best.ckpt").exists()
     assert mlflow.MlflowClient().get_model_version("fer-stage", "1").tags["promotion.decision"] == "retained"
+
+
+def test_register_stage_stores_val_predictions_and_promotes_on_evidence(store, tmp_path, bundle_root, make_run, export_metrics):
+    """The stage picks up outputs/export/exports/eval_predictions.npz: the second version's +0.01 on
+    300 val rows is judged by the paired bootstrap and rejected as noise (registered.json shows why)."""
+    import numpy as np
+    import pytest
+
+    from ferops.evaluation.metrics import macro_f1
+    from ferops.registry.evidence import save_predictions
+
+    (tmp_path / "params.yaml").write_text("registry:\n  name: fer-stage-ev\n")
+    rng = np.random.default_rng(0)
+    ids, y = np.array([f"r{i}" for i in range(300)]), rng.integers(0, 7, 300)
+    champ = np.where(rng.random(300) < 0.55, y, (y + 1) % 7)
+    chal = champ.copy()
+    fix, brk = rng.choice(np.flatnonzero(chal != y), 11, replace=False), rng.choice(np.flatnonzero(chal == y), 8, replace=False)
+    chal[fix], chal[brk] = y[fix], (y[brk] + 2) % 7
+    preds = tmp_path / "outputs/export/exports/eval_predictions.npz"
+    for pred in (champ, chal):
+        f1 = round(macro_f1(y, pred, 7), 6)
+        _pipeline_outputs(tmp_path, bundle_root, make_run(), export_metrics(f1) | {"eval_split": "val"})
+        save_predictions(preds, ids, y, {"tflite_int8": pred}, 7)
+        stage.main([])
+    second = json.loads((tmp_path / "outputs/register/registered.json").read_text())
+    p = second["promotion"]
+    assert second["version"] == "2" and p["action"] == "reject" and p["challenger_value"] > p["champion_value"]
+    assert p["comparison"]["n"] == 300 and p["comparison"]["low"] < 0 < p["comparison"]["high"], p
+    assert mlflow.MlflowClient().get_model_version("fer-stage-ev", "2").tags["eval.predictions_uri"].startswith("runs:/")
+
+    # an export that scored the test split cannot be registered
+    _pipeline_outputs(tmp_path, bundle_root, make_run(), export_metrics(0.9) | {"eval_split": "test"})
+    with pytest.raises(ValueError, match="decides on val only"):
+        stage.main([])

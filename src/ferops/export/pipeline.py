@@ -9,6 +9,7 @@ Output layout (``out_dir``)::
 
     exports/model.onnx  exports/saved_model/  exports/model_fp32.tflite  exports/model_int8.tflite
     exports/edgetpu/ (compiler output, when it ran)  exports/export_report.json  exports/report.md
+    exports/eval_predictions.npz  (row ids, labels, predicted class per format on the eval rows scored)
     metrics.json        (numbers only: for `dvc metrics` and MLflow, see `flat_metrics`)
     bundle/             (model_int8.tflite, labels.txt, model_metadata.json; only when the gates pass)
 
@@ -123,13 +124,18 @@ def run_export(
     source: Mapping[str, Any] | None = None,
     bundle_dir: str | Path | None = None,
     metrics_path: str | Path | None = None,
+    eval_ids: np.ndarray | None = None,
+    eval_split: str = "eval",
 ) -> dict[str, Any]:
     """Run the export chain (module docstring) and return the report dict.
 
     ``meta``: ``{"class_names", "preprocessing", "model_name", ...}`` as from
     ``ferops.training.checkpoint.load_deployable``. ``calib_*``: training images uint8 [N, 48, 48]
     and labels (the calibration subset is drawn from them, stratified); ``eval_*``: the split every
-    format is scored on. ``source``: lineage for the bundle, e.g. ``{"run_id": ..., "checkpoint": ...}``.
+    format is scored on (and the gates decided on: pass the val split, never test); ``eval_ids``: their
+row ids and ``eval_split`` their split name, recorded with the per-row predictions in
+``exports/eval_predictions.npz`` (positions when no ids). ``source``: lineage for the bundle, e.g.
+``{"run_id": ..., "checkpoint": ...}``.
 
     Returns ``{"metrics": <metrics.json>, "gates": [...], "quantization": ..., "edgetpu": ...,
     "latency": ..., "files": ..., "config": ..., ...}``. Raises :class:`ExportGateError` after writing
@@ -150,9 +156,12 @@ def run_export(
         raise ValueError("run_export expects the model on the CPU (load_deployable loads it there)")
     calib_images, calib_labels = _check_images("calibration", calib_images, calib_labels, size, n_classes)
     eval_images, eval_labels = _check_images("eval", eval_images, eval_labels, size, n_classes)
+    eval_ids = np.arange(len(eval_labels)).astype(str) if eval_ids is None else np.asarray(eval_ids).astype(str)
+    if eval_ids.shape != eval_labels.shape:
+        raise ValueError(f"eval_ids must be [N] = [{len(eval_labels)}], got {list(eval_ids.shape)}")
     if cfg.max_eval_images is not None and eval_images.shape[0] > cfg.max_eval_images:
         keep = np.sort(select_calibration(eval_labels, cfg.max_eval_images, seed=cfg.calibration_seed))
-        eval_images, eval_labels = eval_images[keep], eval_labels[keep]
+        eval_images, eval_labels, eval_ids = eval_images[keep], eval_labels[keep], eval_ids[keep]
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
 
@@ -204,6 +213,10 @@ def run_export(
     int8["top1_agreement_vs_tflite_fp32"] = parity(logits["tflite_fp32"], logits["tflite_int8"])["top1_agreement"]
     int8["accuracy_drop_points"] = 100.0 * (metrics["pytorch"]["accuracy"] - int8["accuracy"])
     int8["macro_f1_drop_points"] = 100.0 * (metrics["pytorch"]["macro_f1"] - int8["macro_f1"])
+    # per-row predictions with their ids: what a paired comparison of two models needs (ferops.registry.evidence)
+    with open(exports / "eval_predictions.npz", "wb") as f:
+        np.savez(f, ids=eval_ids, labels=eval_labels, num_classes=np.int64(n_classes), split=np.str_(eval_split),
+                 **{f"pred/{fmt}": logits[fmt].argmax(1).astype(np.int64) for fmt in FORMATS})
     timings["scores"] = time.perf_counter() - t
 
     # 6. latency

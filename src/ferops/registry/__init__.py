@@ -4,6 +4,8 @@ Aliases, never stages: `challenger` (newest version), `champion` (served), `prev
 """
 
 from ferops.registry.config import Gates, RegistryConfig, load_registry_config
+from ferops.registry.evidence import Comparison, compare_versions, paired_bootstrap
+from ferops.registry.lock import registry_lock
 from ferops.registry.promote import Decision, check_gates, decide, promote, rollback
 from ferops.registry.pyfunc import FERBundleModel, encode_images, log_pyfunc
 from ferops.registry.register import (
@@ -20,21 +22,25 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "PREVIOUS_CHAMPION",
+    "Comparison",
     "Decision",
     "FERBundleModel",
     "Gates",
     "RegistryConfig",
     "check_gates",
+    "compare_versions",
     "decide",
     "encode_images",
     "format_table",
     "load_registry_config",
     "log_pyfunc",
     "model_versions",
+    "paired_bootstrap",
     "promote",
     "recent_runs",
     "register_model",
     "register_pipeline_outputs",
     "registry_client",
+    "registry_lock",
     "rollback",
 ]

@@ -36,10 +36,14 @@ class Gates:
 @dataclass
 class RegistryConfig:
     name: str = "ferops-fer"
-    # Promote only when the challenger beats the champion by more than 0 and at least this much.
+    # Promote only when the challenger beats the champion by more than 0 and at least this much
+    # (with stored val predictions: the lower bound of the bootstrap interval of the difference).
     margin: float = 0.0
-    # Version tag compared between challenger and champion (the deployable metric).
+    # Version tag compared between challenger and champion (the deployable metric, on val).
     metric: str = "int8.macro_f1"
+    # Paired bootstrap of challenger vs champion on the same val rows (0 resamples: compare the tags).
+    confidence: float = 0.95
+    bootstrap_resamples: int = 2000
     # The DVC register stage runs `promote` right after registering.
     auto_promote: bool = True
     gates: Gates = field(default_factory=Gates)
@@ -51,6 +55,10 @@ class RegistryConfig:
             raise ValueError("registry.name must not be empty")
         if self.margin < 0:
             raise ValueError(f"registry.margin must be >= 0, got {self.margin}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"registry.confidence must be in (0, 1), got {self.confidence}")
+        if self.bootstrap_resamples < 0:
+            raise ValueError(f"registry.bootstrap_resamples must be >= 0, got {self.bootstrap_resamples}")
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None = None, **overrides: Any) -> RegistryConfig:

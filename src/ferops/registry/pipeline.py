@@ -19,11 +19,17 @@ def register_stage(
     bundle_dir: str | Path,
     onnx: str | Path | None,
     checkpoint: str | Path | None,
+    predictions: str | Path | None = None,
 ) -> dict[str, Any]:
     """Returns what the stage writes to registered.json: name, version, aliases, run id, model URI,
-    and the promotion decision (or None when `auto_promote` is off)."""
-    version = register_pipeline_outputs(cfg.name, run_id_file, export_metrics, bundle_dir, onnx, checkpoint)
-    decision = promote(cfg.name, margin=cfg.margin, gates=cfg.gates, metric=cfg.metric) if cfg.auto_promote else None
+    and the promotion decision (or None when `auto_promote` is off). The promotion compares the
+    version registered here (not whatever `challenger` points at by then: a parallel stage may
+    have registered another one since)."""
+    version = register_pipeline_outputs(cfg.name, run_id_file, export_metrics, bundle_dir, onnx, checkpoint, predictions)
+    decision = None
+    if cfg.auto_promote:
+        decision = promote(cfg.name, margin=cfg.margin, gates=cfg.gates, metric=cfg.metric, version=version,
+                           resamples=cfg.bootstrap_resamples, confidence=cfg.confidence)
     client = registry_client()
     return {
         "name": cfg.name,

@@ -6,6 +6,19 @@ Aliases: `challenger` (the newest registered version), `champion` (what serving 
 writes ``promotion.previous_champion`` on the new champion, so repeated rollbacks walk the chain.
 Every decision that acts is recorded on the versions involved (``promotion.*`` tags and a line
 at the top of the version description). Nothing here uses the deprecated stages API.
+
+What is compared: the int8 metric on the VAL split (the test split is reported, never compared).
+Two versions are comparable only when they carry the same ``data.fingerprint`` and the same
+``split.val_digest`` (versions registered before the split record existed lack it: compared, with
+a warning). When both versions stored their int8 val predictions, the decision is a paired
+bootstrap on the shared val rows (`ferops.registry.evidence`): promote only when the lower bound of
+the interval of the improvement clears the margin. Without stored predictions: the tag values,
+with a warning.
+
+Concurrency: the read-decide-write runs under the registry lock (`ferops.registry.lock`), so
+concurrent callers (a DVC queue with auto-promotion) are serialised on one machine. The writes are
+verified afterwards and the whole decision redone when another writer (one the lock does not
+reach: another machine on the same tracking server) moved an alias in between.
 """
 
 from __future__ import annotations
@@ -20,12 +33,15 @@ from mlflow.exceptions import MlflowException
 
 from ferops.registry import tags as T
 from ferops.registry.config import Gates
-from ferops.registry.register import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, registry_client
+from ferops.registry.evidence import Comparison, compare_versions
+from ferops.registry.lock import registry_lock
+from ferops.registry.register import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, client_uri, registry_client
 
 log = logging.getLogger(__name__)
 
 PROMOTE, REJECT, REFUSE, NOOP, ROLLBACK = "promote", "reject", "refuse", "noop", "rollback"
 _DESCRIPTION_LIMIT = 4000
+DEFAULT_RESAMPLES, DEFAULT_CONFIDENCE = 2000, 0.95  # = RegistryConfig's defaults
 
 
 @dataclass
@@ -43,6 +59,11 @@ class Decision:
     champion_value: float | None = None
     margin: float = 0.0
     gate_failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # the paired bootstrap (Comparison.to_dict()) when the decision rests on it, else None
+    comparison: dict | None = None
+    compared: bool = False  # reached the comparison of the two versions' metric
+    attempts: int = 1
     dry_run: bool = False
     applied: bool = False
     timestamp: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -67,6 +88,11 @@ class Decision:
             f"  champion:   {self.champion or '-'}  {self.metric}={v(self.champion_value)}  (margin {self.margin})",
             f"  reason:     {self.reason}",
         ]
+        if self.comparison:
+            c = self.comparison
+            lines.append(f"  interval:   {c['statistic']} challenger - champion {c['delta']:+.4f}, {c['confidence']:.0%} CI "
+                         f"[{c['low']:+.4f}, {c['high']:+.4f}] ({c['n']} val rows, {c['resamples']} paired resamples)")
+        lines += [f"  WARNING:    {w}" for w in self.warnings]
         if self.applied:
             lines.append(f"  champion is now version {self.new_champion}")
         return "\n".join(lines)
@@ -121,8 +147,12 @@ def decide(
     margin: float,
     gates: Gates,
     metric: str = T.INT8_MACRO_F1,
+    evidence: Comparison | None = None,
+    no_evidence: str | None = None,
 ) -> Decision:
-    """The decision alone (no registry access): pure function of the two versions' tags."""
+    """The decision alone (no registry access): pure function of the two versions' tags and, when
+    given, the paired bootstrap of their val predictions (`evidence`; `no_evidence` says why there
+    is none, and the tag values decide, with a warning)."""
     d = Decision(action=NOOP, reason="", name=name, margin=margin, metric=metric)
     if challenger is None:
         d.reason = f"no version has the alias '{CHALLENGER}'"
@@ -144,6 +174,13 @@ def decide(
     if champion is None:
         d.action, d.reason = PROMOTE, f"first model to pass the gates ({metric}={d.challenger_value:.4f})"
         return d
+    champ_tags = dict(champion.tags)
+    vd_chal, vd_champ = ctags.get(T.SPLIT_VAL_DIGEST), champ_tags.get(T.SPLIT_VAL_DIGEST)
+    if vd_chal and vd_champ and vd_chal != vd_champ:
+        d.action = REFUSE
+        d.reason = (f"cannot compare: validated on different val rows ({T.SPLIT_VAL_DIGEST} {vd_chal[:12]} vs {vd_champ[:12]}; "
+                    f"val sources {ctags.get(T.SPLIT_VAL_SOURCE, '?')!r} vs {champ_tags.get(T.SPLIT_VAL_SOURCE, '?')!r})")
+        return d
     fp_chal, fp_champ = ctags.get(T.DATA_FINGERPRINT), dict(champion.tags).get(T.DATA_FINGERPRINT)
     if not fp_chal or not fp_champ:
         d.action, d.reason = REFUSE, f"cannot compare: {T.DATA_FINGERPRINT} missing on {'challenger' if not fp_chal else 'champion'}"
@@ -152,16 +189,47 @@ def decide(
         d.action = REFUSE
         d.reason = f"cannot compare: evaluated on different data ({T.DATA_FINGERPRINT} {fp_chal[:12]} vs {fp_champ[:12]})"
         return d
+    legacy = [f"{role} version {v.version}" for role, v, digest in (("challenger", challenger, vd_chal), ("champion", champion, vd_champ)) if not digest]
+    if legacy:
+        d.warnings.append(f"{' and '.join(legacy)} {'have' if len(legacy) > 1 else 'has'} no split record ({T.SPLIT_VAL_DIGEST}; registered before the val/test "
+                          f"rule, so its {metric} may be on test): compared anyway")
     if d.champion_value is None:
         d.action, d.reason = REFUSE, f"champion has no {metric}"
         return d
+    d.compared = True
     delta = d.challenger_value - d.champion_value
     values = f"{metric} {d.challenger_value:.4f} vs champion {d.champion_value:.4f}: {delta:+.4f}"
+    if evidence is not None:
+        d.comparison = evidence.to_dict()
+        ci = f"{evidence.confidence:.0%} CI of the improvement [{evidence.low:+.4f}, {evidence.high:+.4f}] on {evidence.n} val rows"
+        if evidence.low > 0 and evidence.low >= margin:
+            d.action, d.reason = PROMOTE, f"{values}; {ci}: lower bound clears margin {margin}, wins"
+        else:
+            d.action, d.reason = REJECT, f"{values}; {ci}: lower bound does not clear margin {margin} (not distinguishable from noise)"
+        return d
+    if no_evidence:
+        d.warnings.append(f"no paired bootstrap ({no_evidence}): decided on the tag values alone")
     if delta > 0 and delta >= margin:  # a tie never wins, whatever the margin
         d.action, d.reason = PROMOTE, f"{values}, wins (margin {margin})"
     else:
         d.action, d.reason = REJECT, f"{values}, needs > 0 and >= margin {margin}"
     return d
+
+
+def _decide_with_evidence(
+    client: MlflowClient, name: str, challenger: ModelVersion | None, champion: ModelVersion | None, margin: float,
+    gates: Gates, metric: str, resamples: int, confidence: float,
+) -> Decision:
+    d = decide(name, challenger, champion, margin, gates, metric)
+    if not d.compared:
+        return d
+    comparison, why_not = compare_versions(client, challenger, champion, metric, resamples, confidence)
+    return decide(name, challenger, champion, margin, gates, metric, evidence=comparison, no_evidence=why_not)
+
+
+def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    mv = _by_alias(client, name, alias)
+    return None if mv is None else str(mv.version)
 
 
 def promote(
@@ -171,31 +239,58 @@ def promote(
     dry_run: bool = False,
     metric: str = T.INT8_MACRO_F1,
     client: MlflowClient | None = None,
+    version: str | int | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    retries: int = 5,
 ) -> Decision:
-    """Compare `challenger` with `champion` and, unless `dry_run`, act on and record the decision."""
+    """Compare the challenger (`version`, else the version with the alias `challenger`) with
+    `champion` and, unless `dry_run`, act on and record the decision. Safe under concurrent callers
+    (module docstring); `retries`: how often the decision is redone when a write is found overwritten."""
     client = client or registry_client()
     gates = gates or Gates()
-    challenger, champion = _by_alias(client, name, CHALLENGER), _by_alias(client, name, CHAMPION)
-    d = decide(name, challenger, champion, margin, gates, metric)
-    d.dry_run = dry_run
-    if dry_run or d.action == NOOP:
-        log.info("%s", d.summary())
-        return d
-    assert d.challenger is not None
-    if d.promoted:
-        if d.champion:
-            client.set_registered_model_alias(name, PREVIOUS_CHAMPION, d.champion)
-            client.set_model_version_tag(name, d.challenger, T.PREVIOUS_CHAMPION, d.champion)
-        client.set_registered_model_alias(name, CHAMPION, d.challenger)
-        d.new_champion = d.challenger
-    else:
-        d.new_champion = d.champion
-    _record(client, name, d.challenger, d, d.action, d.reason, d.champion)
-    if d.champion:
-        outcome = "demoted" if d.promoted else "retained"
-        _record(client, name, d.champion, d, outcome, f"challenger {d.challenger}: {d.reason}", d.challenger)
-    d.applied = True
-    log.info("%s", d.summary())
+    with registry_lock(client_uri(client), f"promote {name}"):
+        for attempt in range(1, retries + 1):
+            if version is not None:
+                challenger = client.get_model_version(name, str(version))
+            else:
+                challenger = _by_alias(client, name, CHALLENGER)
+            champion = _by_alias(client, name, CHAMPION)
+            d = _decide_with_evidence(client, name, challenger, champion, margin, gates, metric, resamples, confidence)
+            d.dry_run, d.attempts = dry_run, attempt
+            for w in d.warnings:
+                log.warning("promote %s: %s", name, w)
+            if dry_run or d.action == NOOP:
+                log.info("%s", d.summary())
+                return d
+            assert d.challenger is not None
+            if _alias_version(client, name, CHAMPION) != d.champion:  # moved while we decided (another machine)
+                log.warning("promote %s: champion moved during the decision; deciding again (attempt %d)", name, attempt)
+                continue
+            if d.promoted:
+                if d.champion:
+                    client.set_model_version_tag(name, d.challenger, T.PREVIOUS_CHAMPION, d.champion)
+                    client.set_registered_model_alias(name, PREVIOUS_CHAMPION, d.champion)
+                client.set_registered_model_alias(name, CHAMPION, d.challenger)
+                d.new_champion = d.challenger
+            else:
+                d.new_champion = d.champion
+            # verify: MLflow has no compare-and-set; a writer the lock does not reach may have raced us
+            now_champ, now_prev = _alias_version(client, name, CHAMPION), _alias_version(client, name, PREVIOUS_CHAMPION)
+            if now_champ != d.new_champion or (d.promoted and d.champion and now_prev != d.champion):
+                log.warning("promote %s: aliases changed under us (champion %s, previous %s; expected %s, %s); deciding again",
+                            name, now_champ, now_prev, d.new_champion, d.champion)
+                continue
+            _record(client, name, d.challenger, d, d.action, d.reason, d.champion)
+            if d.champion:
+                outcome = "demoted" if d.promoted else "retained"
+                _record(client, name, d.champion, d, outcome, f"challenger {d.challenger}: {d.reason}", d.challenger)
+            d.applied = True
+            log.info("%s", d.summary())
+            return d
+    d = Decision(action=REFUSE, name=name, margin=margin, metric=metric, challenger=None if version is None else str(version),
+                 reason=f"the aliases kept changing under concurrent writers ({retries} attempts); nothing recorded, run promote again")
+    log.warning("%s", d.summary())
     return d
 
 
@@ -204,6 +299,11 @@ def rollback(name: str, dry_run: bool = False, client: MlflowClient | None = Non
     (so a later `promote` does not bring it straight back), and `previous-champion` steps one
     further back along the ``promotion.previous_champion`` chain (or is removed)."""
     client = client or registry_client()
+    with registry_lock(client_uri(client), f"rollback {name}"):
+        return _rollback(client, name, dry_run)
+
+
+def _rollback(client: MlflowClient, name: str, dry_run: bool) -> Decision:
     current, previous = _by_alias(client, name, CHAMPION), _by_alias(client, name, PREVIOUS_CHAMPION)
     d = Decision(action=NOOP, reason="", name=name, dry_run=dry_run)
     if current is None:

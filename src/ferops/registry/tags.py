@@ -21,7 +21,8 @@ DATA_FINGERPRINT = "data.fingerprint"
 CONFIG_HASH = "config.hash"
 DVC_EXP = "dvc.exp_name"  # same key as the run tag the DVC stages set (ferops.stages.common.dvc_tags)
 RUN_NAME = "run.name"
-# deployable metrics (export stage: int8 TFLite on the evaluation data, CPU latency, EdgeTPU check)
+# deployable metrics (export stage: int8 TFLite on the VAL split, which every choice uses; CPU
+# latency, EdgeTPU check). The test split is scored once afterwards and only reported (`*.test_*`).
 INT8_ACC = "int8.acc"
 INT8_MACRO_F1 = "int8.macro_f1"
 INT8_ACC_DROP = "int8.acc_drop_points"
@@ -32,6 +33,16 @@ LATENCY_P95_MS = "latency.p95_ms"
 EDGETPU_COMPATIBLE = "edgetpu.compatible"
 EDGETPU_MAPPED = "edgetpu.mapped_fraction"
 EXPORT_GATES = "export.gates_passed"
+EVAL_SPLIT = "export.eval_split"  # the split the int8.* tags above were measured on ("val"; absent before)
+INT8_TEST_ACC = "int8.test_acc"  # reported, never compared
+INT8_TEST_MACRO_F1 = "int8.test_macro_f1"
+# the data split record of the training run (run tags `split.<key>`, copied onto the version)
+SPLIT_PREFIX = "split."
+SPLIT_VAL_DIGEST = "split.val_digest"
+SPLIT_VAL_SOURCE = "split.val_source"
+# int8 predictions on the val rows, for the paired bootstrap (a run artifact; see register.py)
+PREDICTIONS_URI = "eval.predictions_uri"
+PREDICTIONS_SHA256 = "eval.predictions_sha256"
 # fp32 metrics of the training run
 FP32_TEST_ACC = "fp32.test_acc"
 FP32_TEST_MACRO_F1 = "fp32.test_macro_f1"
@@ -54,6 +65,9 @@ EXPORT_METRIC_KEYS: dict[str, str] = {
     EDGETPU_COMPATIBLE: "edgetpu/compatible",
     EDGETPU_MAPPED: "edgetpu/mapped_fraction",
     EXPORT_GATES: "gates_passed",
+    EVAL_SPLIT: "eval_split",
+    INT8_TEST_ACC: "test/tflite_int8/accuracy",
+    INT8_TEST_MACRO_F1: "test/tflite_int8/macro_f1",
 }
 # The same number as a run metric (the export stage logs metrics.json with ferops.export.flat_metrics, prefix "export/").
 RUN_INT8_ACC = "export/" + EXPORT_METRIC_KEYS[INT8_ACC]
@@ -94,7 +108,13 @@ def lineage_tags(run: Run) -> dict[str, str]:
     for tag, key in ((FP32_TEST_ACC, "test/acc"), (FP32_TEST_MACRO_F1, "test/macro_f1")):
         if key in metrics:
             tags[tag] = _tag_value(float(metrics[key]))
+    tags.update(split_tags(run_tags))
     return tags
+
+
+def split_tags(run_tags: Mapping[str, str]) -> dict[str, str]:
+    """The run's split record (`split.val_digest`, `split.val_source`, counts, ...), as set by training."""
+    return {k: str(v) for k, v in run_tags.items() if k.startswith(SPLIT_PREFIX)}
 
 
 def tag_float(tags: Mapping[str, str], key: str) -> float | None:

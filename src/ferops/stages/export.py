@@ -1,11 +1,25 @@
 """export: checkpoint -> ONNX -> TensorFlow -> int8 TFLite -> EdgeTPU check -> deployment bundle,
-each step checked against the one before; gates fail the stage with their message."""
+each step checked against the one before; gates fail the stage with their message.
+
+Split rule: every choice is made on val. The export chain scores every format on the VAL split and
+its gates decide on those numbers (the top level of reports/export/metrics.json, which the register
+stage turns into the version tags promotion reads). Only after the gates have passed is the TEST
+split scored, once, by the selected model (PyTorch and int8 TFLite), and reported under
+``metrics["test"]``; nothing reads it to decide anything. The int8 val predictions with their row
+ids go to outputs/export/exports/eval_predictions.npz (the registry's paired bootstrap reads them).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import mlflow
+import numpy as np
 
 from ferops import tracking
 from ferops.data import load_prepared
@@ -13,29 +27,87 @@ from ferops.export import ExportGateError, flat_metrics, run_export
 from ferops.stages.common import CHECKPOINT, EXPORT_DIR, EXPORT_METRICS, PREPARED_DIR, load_params, pipeline_run, setup_logging
 from ferops.training.checkpoint import load_deployable
 
+log = logging.getLogger("ferops.stages.export")
+
+EVAL_SPLIT = "val"  # what the gates and the registry decide on
+REPORT_SPLIT = "test"  # scored once afterwards, reported only
+
+
+def score_split(model, int8_path: str | Path, images: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, Any]:
+    """Accuracy and macro-F1 of the PyTorch model and the int8 TFLite model on one split."""
+    from ferops.evaluation.metrics import accuracy, macro_f1
+    from ferops.export.onnx import torch_logits
+    from ferops.runtime import TFLiteModel
+
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    labels = np.asarray(labels, dtype=np.int64)
+    model.eval()
+    preds = {
+        "pytorch": torch_logits(model, images).argmax(1),
+        "tflite_int8": TFLiteModel(int8_path).predict_logits(images).argmax(1),
+    }
+    out: dict[str, Any] = {"n": int(len(labels))}
+    for fmt, pred in preds.items():
+        out[fmt] = {"accuracy": float(accuracy(labels, pred)), "macro_f1": float(macro_f1(labels, pred, n_classes))}
+    out["tflite_int8"]["accuracy_drop_points"] = 100.0 * (out["pytorch"]["accuracy"] - out["tflite_int8"]["accuracy"])
+    return out
+
+
+def add_test_section(metrics: dict[str, Any], test: Mapping[str, Any], report_md: Path | None = None) -> dict[str, Any]:
+    metrics[REPORT_SPLIT] = dict(test)
+    if report_md is not None and report_md.is_file():
+        lines = ["", f"Test split ({test['n']} images), scored once after the gates passed on val; reported, not used for any choice:", "",
+                 "| format | test accuracy | test macro-F1 |", "|---|---|---|"]
+        lines += [f"| {fmt} | {test[fmt]['accuracy']:.4f} | {test[fmt]['macro_f1']:.4f} |" for fmt in ("pytorch", "tflite_int8")]
+        report_md.write_text(report_md.read_text() + "\n".join(lines) + "\n", encoding="utf-8")
+    return metrics
+
+
+def write_metrics(metrics: Mapping[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+
 
 def main() -> None:
     setup_logging()
     cfg = load_params()
     model, meta = load_deployable(CHECKPOINT)
     data = load_prepared(PREPARED_DIR)
-    train, test = data.splits["train"], data.splits["test"]
-    source = {"run_id": tracking.read_run_id(), "checkpoint": str(CHECKPOINT), "data_fingerprint": data.fingerprint}
+    train, val, test = data.splits["train"], data.splits[EVAL_SPLIT], data.splits[REPORT_SPLIT]
+    record = getattr(data, "split_record", None) or {}
+    source = {"run_id": tracking.read_run_id(), "checkpoint": str(CHECKPOINT), "data_fingerprint": data.fingerprint,
+              "eval_split": EVAL_SPLIT, **{k: record[k] for k in ("val_source", "val_digest") if k in record}}
     with pipeline_run(cfg):
         try:
             report = run_export(
-                model, meta, train.images, train.labels, test.images, test.labels, EXPORT_DIR, cfg.export,
-                source=source, metrics_path=EXPORT_METRICS,
+                model, meta, train.images, train.labels, val.images, val.labels, EXPORT_DIR, cfg.export,
+                source=source, metrics_path=EXPORT_METRICS, eval_ids=val.ids, eval_split=EVAL_SPLIT,
             )
         except ExportGateError as err:
-            mlflow.log_metrics(flat_metrics(err.report["metrics"]))
+            metrics = err.report["metrics"]
+            metrics["eval_split"] = EVAL_SPLIT
+            write_metrics(metrics, EXPORT_METRICS)  # no model was selected: test stays unscored
+            mlflow.log_metrics(flat_metrics(metrics))
             mlflow.set_tag("export.gates", "failed")
-            sys.exit(f"export: {err}")
-        mlflow.log_metrics(flat_metrics(report["metrics"]))
-        mlflow.set_tags({"export.gates": "passed", "edgetpu.compatible": str(report["edgetpu"]["compatible"]).lower()})
+            sys.exit(f"export (gates on {EVAL_SPLIT}): {err}")
+        metrics = report["metrics"]
+        metrics["eval_split"] = EVAL_SPLIT
+        n_classes = int(metrics["num_classes"])
+        test_scores = score_split(model, report["files"]["tflite_int8"]["path"], test.images, test.labels, n_classes)
+        if getattr(data, "test_is_val", False):
+            test_scores["same_rows_as_val"] = True
+        add_test_section(metrics, test_scores, EXPORT_DIR / "exports" / "report.md")
+        write_metrics(metrics, EXPORT_METRICS)
+        log.info("val (gates): int8 macro-F1 %.4f; test (reported once): int8 accuracy %.4f, macro-F1 %.4f",
+                 metrics["tflite_int8"]["macro_f1"], test_scores["tflite_int8"]["accuracy"], test_scores["tflite_int8"]["macro_f1"])
+        mlflow.log_metrics(flat_metrics(metrics))
+        mlflow.set_tags({"export.gates": "passed", "export.eval_split": EVAL_SPLIT,
+                         "edgetpu.compatible": str(report["edgetpu"]["compatible"]).lower()})
         mlflow.log_artifacts(str(EXPORT_DIR / "bundle"), artifact_path="export/bundle")
         mlflow.log_artifact(str(EXPORT_METRICS), artifact_path="export")
-        for name in ("export_report.json", "edgetpu_report.json", "report.md"):
+        for name in ("export_report.json", "edgetpu_report.json", "report.md", "eval_predictions.npz"):
             path = EXPORT_DIR / "exports" / name
             if path.is_file():
                 mlflow.log_artifact(str(path), artifact_path="export")
