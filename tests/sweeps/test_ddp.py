@@ -27,3 +27,8 @@ def test_ddp_two_cpu_processes_train_and_log_once(tmp_path, smoke_args, run_trai
     assert run.data.params["trainer.strategy"] == "ddp"
     assert run.data.params["trainer.devices"] == "2"
     assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
+    # Each rank tests part of the split (padded with repeats); the report covers every test image once.
+    rows = (tmp_path / "run" / "test_report" / "scored_rows.txt").read_text().splitlines()
+    n_test = 20 * 7 // 10  # smoke_args: 20 synthetic faces per class, 10 % test
+    assert rows[0].startswith(f"# {n_test} of {n_test}") and len(rows[1:]) == len(set(rows[1:])) == n_test
+    assert run.data.metrics["test/coverage"] == 1.0

@@ -34,3 +34,5 @@ def test_full_test_loop_reports_every_test_image_once(mlflow_store, tmp_path):
     assert result.metrics["test/coverage"] == 1.0
     rows = (tmp_path / "out" / "test_report" / "scored_rows.txt").read_text().splitlines()[1:]
     assert len(rows) == len(set(rows)) == result.metrics["test/n_scored"]
+    # the quarantine report is per run (it was one shared outputs/quarantine.csv)
+    assert (tmp_path / "out" / "quarantine.csv").is_file() and not (tmp_path / "outputs" / "quarantine.csv").exists()

@@ -115,6 +115,13 @@ def test_smoke_run_is_recorded_in_mlflow(mlflow_store, tmp_path):
     assert tags["data.name"] == "synthetic" and len(tags["data.fingerprint"]) >= 16
     assert tags["data.class_map"].split(",")[0] == "angry"
     assert tags["git.commit"] and tags["git.dirty"] in {"true", "false", "unknown"}
+    # the split record, the environment and the data inputs (the run page showed "Datasets: None")
+    assert tags["split.val_digest"] and tags["split.test_source"] == "source:test" and tags["split.val_count"] == "84"
+    assert tags["env.torch"].startswith(torch.__version__[:4]) and tags["env.avx512_bf16"] in {"true", "false"}
+    from ferops.tracking import split_inputs
+
+    inputs = split_inputs(run)
+    assert set(inputs) == {"train", "val", "test"} and inputs["val"]["digest"].startswith(tags["split.val_digest"][:16])
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"config.yaml", "training_curves.png", "test_report", "checkpoints"} <= artifacts
     report = {Path(a.path).name for a in client.list_artifacts(result.run_id, "test_report")}

@@ -100,6 +100,8 @@ def _log_run_record(cfg: DictConfig, datamodule, output_dir: Path) -> None:
         {
             **{f"split.{k}": str(v) for k, v in datamodule.split_record.items()},
             **tracking.git_tags(),
+            **tracking.dvc_lock_tags(),
+            **tracking.environment_tags(cfg.trainer.get("accelerator")),
             **tracking.data_tags(datamodule.dataset_name, datamodule.fingerprint, list(datamodule.class_names)),
             "config.hash": tracking.config_hash(resolved),
             "model": cfg.model.name,
@@ -107,6 +109,8 @@ def _log_run_record(cfg: DictConfig, datamodule, output_dir: Path) -> None:
             "preprocessing": str(dict(datamodule.preprocessing)),
         }
     )
+    # each split as an MLflow dataset input: the run page and search_runs show which rows it saw
+    tracking.log_split_inputs(datamodule.split_record, datamodule.dataset_name, tracking.raw_source(datamodule.source))
 
 
 def _log_test_report(
