@@ -65,7 +65,10 @@ def _promote(args: argparse.Namespace) -> int:
     from ferops.registry.promote import promote
 
     cfg = _registry_config(args, name=args.name, margin=args.margin)
-    d = promote(cfg.name, margin=cfg.margin, gates=cfg.gates, dry_run=args.dry_run, metric=cfg.metric)
+    d = promote(
+        cfg.name, margin=cfg.margin, gates=cfg.gates, dry_run=args.dry_run, metric=cfg.metric,
+        resamples=cfg.bootstrap_resamples, confidence=cfg.confidence,
+    )
     print(json.dumps(d.to_dict(), indent=2) if args.json else d.summary())
     return 0
 

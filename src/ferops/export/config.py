@@ -47,7 +47,7 @@ class ExportConfig:
     output_dtype: str = "int8"
     # Calibration: this many training images, stratified by class.
     n_calibration: int = 500
-    calibration_seed: int = 0
+    calibration_seed: int | None = None  # None: 0 here; the export stage passes the run's seed
     # Put one 0 and one 255 pixel into the first calibration image so the input scale is exactly 1
     # (raw pixels map to integers without rounding).
     pin_input_range: bool = True
@@ -66,6 +66,8 @@ class ExportConfig:
     gates: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
+        if self.calibration_seed is None:
+            self.calibration_seed = 0
         if isinstance(self.gates, Mapping):
             self.gates = build_dataclass(GateConfig, self.gates, "export.gates")
         for name in ("input_dtype", "output_dtype"):

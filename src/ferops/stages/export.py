@@ -20,6 +20,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from omegaconf import open_dict
 
 from ferops import tracking
 from ferops.data import load_prepared
@@ -76,7 +77,10 @@ def main() -> None:
     model, meta = load_deployable(CHECKPOINT)
     data = load_prepared(PREPARED_DIR)
     train, val, test = data.splits["train"], data.splits[EVAL_SPLIT], data.splits[REPORT_SPLIT]
-    record = getattr(data, "split_record", None) or {}
+    record = data.split_record
+    if cfg.export.get("calibration_seed") is None:  # null: the run's seed draws the calibration subset
+        with open_dict(cfg):
+            cfg.export.calibration_seed = int(cfg.seed)
     source = {"run_id": tracking.read_run_id(), "checkpoint": str(CHECKPOINT), "data_fingerprint": data.fingerprint,
               "eval_split": EVAL_SPLIT, **{k: record[k] for k in ("val_source", "val_digest") if k in record}}
     with pipeline_run(cfg):
@@ -96,8 +100,6 @@ def main() -> None:
         metrics["eval_split"] = EVAL_SPLIT
         n_classes = int(metrics["num_classes"])
         test_scores = score_split(model, report["files"]["tflite_int8"]["path"], test.images, test.labels, n_classes)
-        if getattr(data, "test_is_val", False):
-            test_scores["same_rows_as_val"] = True
         add_test_section(metrics, test_scores, EXPORT_DIR / "exports" / "report.md")
         write_metrics(metrics, EXPORT_METRICS)
         log.info("val (gates): int8 macro-F1 %.4f; test (reported once): int8 accuracy %.4f, macro-F1 %.4f",

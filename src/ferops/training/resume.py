@@ -17,8 +17,9 @@ from typing import Any
 
 RUN_STATE = "run_state.json"
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
-# Keys that may differ between the killed run and its resumption.
-VOLATILE_KEYS = ("resume", "paths", "tracking.run_name")
+# What decides the rest of a training: a resumption must match the killed run on these (export,
+# registry and tracking settings may change in between: they act after training).
+TRAINING_KEYS = ("seed", "data", "model", "loss", "optim", "trainer", "callbacks")
 
 
 @dataclass

@@ -80,13 +80,7 @@ def _resolved(cfg: DictConfig) -> dict[str, Any]:
 
 def _resume_hash(cfg: DictConfig) -> str:
     resolved = _resolved(cfg)
-    for key in R.VOLATILE_KEYS:
-        head, _, tail = key.partition(".")
-        if tail and isinstance(resolved.get(head), dict):
-            resolved[head].pop(tail, None)
-        else:
-            resolved.pop(head, None)
-    return tracking.config_hash(resolved)
+    return tracking.config_hash({k: resolved.get(k) for k in R.TRAINING_KEYS})
 
 
 def _log_run_record(cfg: DictConfig, datamodule, output_dir: Path) -> None:
