@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from ferops.export import ExportConfig, ExportGateError, check_gates
+from ferops.export import ExportConfig, ExportGateError, enforce_export_gates
 from ferops.export.edgetpu import check_edgetpu, find_edgetpu_compiler, parse_compiler_log, run_edgetpu_compiler
 from ferops.export.onnx import export_onnx
 from ferops.export.tensorflow import onnx_to_tensorflow
@@ -71,15 +71,15 @@ def test_float_model_falls_back_at_its_first_op(exported):
 def test_require_edgetpu_compatible_gate(exported, hardswish_int8):
     metrics = exported["report"]["metrics"]
     cfg = ExportConfig.from_mapping({"require_edgetpu_compatible": True})
-    ok = check_gates(metrics, cfg, check_edgetpu(exported["out_dir"] / "exports" / "model_int8.tflite").to_dict())
+    ok = enforce_export_gates(metrics, cfg, check_edgetpu(exported["out_dir"] / "exports" / "model_int8.tflite").to_dict())
     assert all(r.passed for r in ok) and "edgetpu_mapped_ops" in {r.name for r in ok}
     bad = check_edgetpu(hardswish_int8).to_dict()
     with pytest.raises(ExportGateError) as err:
-        check_gates(metrics, cfg, bad)
+        enforce_export_gates(metrics, cfg, bad)
     msg = str(err.value)
     assert "edgetpu_mapped_ops" in msg and "HARD_SWISH" in msg and "must be >= 100.00%" in msg
     # without the flag the same model passes the gates
-    assert all(r.passed for r in check_gates(metrics, ExportConfig(), bad))
+    assert all(r.passed for r in enforce_export_gates(metrics, ExportConfig(), bad))
 
 
 COMPILER_LOG_PARTIAL = """Edge TPU Compiler version 16.0.384591198
@@ -153,7 +153,7 @@ def test_fake_compiler_on_path_is_run_and_decides_the_gate(exported, tmp_path, m
     assert not report.compatible  # the compiler says 7 ops run on the CPU
     cfg = ExportConfig.from_mapping({"require_edgetpu_compatible": True})
     with pytest.raises(ExportGateError, match="HARD_SWISH"):
-        check_gates(exported["report"]["metrics"], cfg, report.to_dict())
+        enforce_export_gates(exported["report"]["metrics"], cfg, report.to_dict())
 
 
 def test_missing_explicit_compiler_path_is_an_error():
@@ -174,4 +174,4 @@ def test_failing_compiler_is_not_compatible(exported, tmp_path):
     assert not report.compatible and "FAILED" in report.summary()
     cfg = ExportConfig.from_mapping({"require_edgetpu_compatible": True})
     with pytest.raises(ExportGateError, match="edgetpu_compiler failed"):
-        check_gates(exported["report"]["metrics"], cfg, report.to_dict())
+        enforce_export_gates(exported["report"]["metrics"], cfg, report.to_dict())

@@ -74,8 +74,8 @@ def test_config_rejects_unknown_and_bad_options():
         ExportConfig.from_mapping({"gates": {"max_drop": 1}})
     with pytest.raises(ValueError, match="input_dtype"):
         ExportConfig.from_mapping({"input_dtype": "float32"})
-    cfg = load_config(None, ["gates.max_accuracy_drop=0.5", "input_dtype=uint8"])
-    assert ExportConfig.from_mapping(cfg).gates.max_accuracy_drop == 0.5
+    cfg = load_config(None, ["gates.max_int8_acc_drop_points=0.5", "input_dtype=uint8"])
+    assert ExportConfig.from_mapping(cfg).gates.max_int8_acc_drop_points == 0.5
 
 
 def test_config_from_hydra_dictconfig():

@@ -8,7 +8,7 @@ from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
 
 from ferops.registry import tags as T
 from ferops.registry.config import Gates, RegistryConfig, load_registry_config
-from ferops.registry.promote import NOOP, PROMOTE, REFUSE, REJECT, ROLLBACK, check_gates, decide, promote, rollback
+from ferops.registry.promote import NOOP, PROMOTE, REFUSE, REJECT, ROLLBACK, version_gate_failures, decide, promote, rollback
 from ferops.registry.register import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, register_model, version_tags
 
 NAME = "fer-promo"
@@ -47,12 +47,12 @@ def test_decide(chal, champ, margin, action, reason):
 
 def test_gates():
     tags = {T.EXPORT_GATES: "true", T.EDGETPU_COMPATIBLE: "false", T.INT8_MACRO_F1: "0.4", T.LATENCY_MS: "9.0"}
-    assert check_gates(tags, Gates()) == []
+    assert version_gate_failures(tags, Gates()) == []
     strict = Gates(require_edgetpu_compatible=True, min_int8_macro_f1=0.5, max_latency_ms=5, max_int8_acc_drop_points=1.0)
-    failures = check_gates(tags, strict)
+    failures = version_gate_failures(tags, strict)
     assert len(failures) == 4
     assert any("EdgeTPU" in f for f in failures) and any("int8.acc_drop_points missing" in f for f in failures)
-    assert check_gates({}, Gates(require_export_gates=False)) == []
+    assert version_gate_failures({}, Gates(require_export_gates=False)) == []
 
 
 def test_config_rejects_unknown_keys(tmp_path):

@@ -7,7 +7,7 @@ TensorFlow and onnx2tf are imported only when a conversion runs. No MLflow here.
 from ferops.export.bundle import write_bundle
 from ferops.export.config import ExportConfig, GateConfig
 from ferops.export.edgetpu import EdgeTPUReport, check_edgetpu, run_edgetpu_compiler
-from ferops.export.gates import ExportGateError, GateResult, check_gates, evaluate_gates
+from ferops.export.gates import ExportGateError, GateResult, check_gates, enforce_export_gates, evaluate_export_gates, evaluate_gates
 from ferops.export.onnx import export_onnx
 from ferops.export.pipeline import FORMATS, flat_metrics, parity, run_export
 from ferops.export.tensorflow import onnx_to_tensorflow
@@ -21,8 +21,8 @@ __all__ = [
     "GateConfig",
     "GateResult",
     "check_edgetpu",
-    "check_gates",
-    "evaluate_gates",
+    "enforce_export_gates",
+    "evaluate_export_gates",
     "export_onnx",
     "flat_metrics",
     "onnx_to_tensorflow",

@@ -1,7 +1,7 @@
 """``python -m ferops.export``: checkpoint + data arrays -> exports/, metrics.json, bundle/.
 
     python -m ferops.export --checkpoint outputs/train/best.ckpt --data data/prepared/fer.npz --out outputs/export
-    python -m ferops.export ... --set n_latency_runs=500 --set gates.max_accuracy_drop=0.5
+    python -m ferops.export ... --set n_latency_runs=500 --set gates.max_int8_acc_drop_points=0.5
 
 ``--data`` is an ``.npz`` with ``images`` (uint8 [N, 48, 48]), ``labels`` (int, already in the model's
 class ids) and optionally ``usage`` (train/val/test per row): calibration images come from
@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-usage", default="train", help="usage value of the calibration rows (default: train)")
     p.add_argument("--out", required=True, type=Path, help="output directory (exports/, metrics.json, bundle/)")
     p.add_argument("--config", type=Path, default=None, help=f"export options YAML (default: {DEFAULT_CONFIG.name} in conf/export)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an option, e.g. gates.max_accuracy_drop=0.5")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an option, e.g. gates.max_int8_acc_drop_points=0.5")
     p.add_argument("--run-id", default=None, help="MLflow run id recorded in the bundle's lineage")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     return p

@@ -15,7 +15,7 @@ from typing import Any
 
 from ferops.export.config import ExportConfig
 
-__all__ = ["ExportGateError", "GateResult", "check_gates", "evaluate_gates"]
+__all__ = ["ExportGateError", "GateResult", "enforce_export_gates", "evaluate_export_gates"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class ExportGateError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-def evaluate_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: dict[str, Any] | None = None) -> list[GateResult]:
+def evaluate_export_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: dict[str, Any] | None = None) -> list[GateResult]:
     """All enabled gates, passed or not. ``metrics`` is the ``metrics.json`` dict; ``edgetpu`` the
     EdgeTPU report dict (``EdgeTPUReport.to_dict()``), needed when ``require_edgetpu_compatible``."""
     g = cfg.gates
@@ -81,7 +81,7 @@ def evaluate_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: dict[str
         results.append(GateResult(name, float(measured), float(threshold), op, unit, bool(passed), detail))
 
     int8 = metrics["tflite_int8"]
-    add("int8_accuracy_drop", int8["accuracy_drop_points"], g.max_accuracy_drop, "<=", "points",
+    add("int8_accuracy_drop", int8["accuracy_drop_points"], g.max_int8_acc_drop_points, "<=", "points",
         "int8 TFLite vs fp32 PyTorch accuracy, percentage points")
     add("int8_top1_agreement", int8["top1_agreement"], g.min_int8_agreement, ">=", "%",
         "share of eval images where int8 TFLite and fp32 PyTorch predict the same class")
@@ -112,10 +112,15 @@ def evaluate_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: dict[str
     return results
 
 
-def check_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> list[GateResult]:
-    """:func:`evaluate_gates`, raising :class:`ExportGateError` for the failures when ``cfg.gates.enforce``."""
-    results = evaluate_gates(metrics, cfg, edgetpu)
+def enforce_export_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> list[GateResult]:
+    """:func:`evaluate_export_gates`, raising :class:`ExportGateError` for the failures when ``cfg.gates.enforce``."""
+    results = evaluate_export_gates(metrics, cfg, edgetpu)
     failures = [r for r in results if not r.passed]
     if failures and cfg.gates.enforce:
         raise ExportGateError(failures, report)
     return results
+
+
+# Old names, kept so existing callers keep working (registry.promote had a `check_gates` too).
+evaluate_gates = evaluate_export_gates
+check_gates = enforce_export_gates

@@ -36,7 +36,7 @@ from ferops.evaluation.metrics import accuracy, macro_f1
 from ferops.export.bundle import write_bundle
 from ferops.export.config import ExportConfig
 from ferops.export.edgetpu import check_edgetpu, find_edgetpu_compiler, run_edgetpu_compiler
-from ferops.export.gates import ExportGateError, evaluate_gates
+from ferops.export.gates import ExportGateError, evaluate_export_gates
 from ferops.export.latency import onnx_latency, tflite_latency, torch_latency
 from ferops.export.onnx import export_onnx, onnx_export_info, onnx_logits, torch_logits
 from ferops.export.tensorflow import onnx_to_tensorflow
@@ -281,7 +281,7 @@ row ids and ``eval_split`` their split name, recorded with the per-row predictio
     }
     if bundle_dir.exists():  # never leave an older bundle next to a newer, possibly failing, export
         shutil.rmtree(bundle_dir)
-    results = evaluate_gates(metrics, cfg, edgetpu_dict)
+    results = evaluate_export_gates(metrics, cfg, edgetpu_dict)
     failures = [r for r in results if not r.passed]
     error = ExportGateError(failures, report) if failures and cfg.gates.enforce else None
     for f in failures:

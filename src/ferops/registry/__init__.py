@@ -6,7 +6,7 @@ Aliases, never stages: `challenger` (newest version), `champion` (served), `prev
 from ferops.registry.config import Gates, RegistryConfig, load_registry_config
 from ferops.registry.evidence import Comparison, compare_versions, paired_bootstrap
 from ferops.registry.lock import registry_lock
-from ferops.registry.promote import Decision, check_gates, decide, promote, rollback
+from ferops.registry.promote import Decision, check_gates, decide, promote, rollback, version_gate_failures
 from ferops.registry.pyfunc import FERBundleModel, encode_images, log_pyfunc
 from ferops.registry.register import (
     CHALLENGER,

@@ -99,8 +99,8 @@ class Decision:
 
 
 # -- gates -------------------------------------------------------------------------------------
-def check_gates(tags: dict[str, str], gates: Gates) -> list[str]:
-    """The gates a version (its tags) fails; empty when it passes them all."""
+def version_gate_failures(tags: dict[str, str], gates: Gates) -> list[str]:
+    """The promotion gates a registered version (its tags) fails; empty when it passes them all."""
     failures: list[str] = []
     if gates.require_export_gates and T.tag_bool(tags, T.EXPORT_GATES) is not True:
         failures.append(f"export gates not passed ({T.EXPORT_GATES}={tags.get(T.EXPORT_GATES, 'missing')})")
@@ -119,6 +119,9 @@ def check_gates(tags: dict[str, str], gates: Gates) -> list[str]:
         elif (value < bound) if is_min else (value > bound):
             failures.append(f"{key}={value:g} {'<' if is_min else '>'} {bound:g}")
     return failures
+
+
+check_gates = version_gate_failures  # old name (export.gates has its own); kept for callers
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -164,7 +167,7 @@ def decide(
     if d.champion == d.challenger:
         d.reason = f"version {d.challenger} is already the champion"
         return d
-    d.gate_failures = check_gates(ctags, gates)
+    d.gate_failures = version_gate_failures(ctags, gates)
     if d.gate_failures:
         d.action, d.reason = REJECT, "failed gates: " + "; ".join(d.gate_failures)
         return d
