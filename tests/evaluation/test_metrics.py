@@ -84,6 +84,7 @@ def test_macro_f1_matches_sklearn_on_random_labels() -> None:
         p = np.where(rng.random(200) < 0.5, t, rng.integers(0, 5, 200))  # class 5 never predicted
         assert M.macro_f1(t, p, 7) == pytest.approx(skm.f1_score(t, p, average="macro", zero_division=0))
         assert M.balanced_accuracy(t, p, 7) == pytest.approx(skm.balanced_accuracy_score(t, p))
+        assert M.weighted_f1(t, p, 7) == pytest.approx(skm.f1_score(t, p, average="weighted", zero_division=0))
         np.testing.assert_array_equal(M.confusion_matrix(t, p, 7), skm.confusion_matrix(t, p, labels=range(7)))
 
 

@@ -1,4 +1,4 @@
-"""Evaluation: metrics (numpy), figures (matplotlib, Agg) and report writers.
+"""Evaluation: metrics (scikit-learn + numpy), figures (matplotlib, Agg) and report writers.
 
 No torch and no mlflow here: callers pass numpy arrays and log the files written.
 """
@@ -16,6 +16,7 @@ from ferops.evaluation.metrics import (
     per_class_metrics,
     reliability_bins,
     softmax,
+    weighted_f1,
 )
 from ferops.evaluation.report import (
     classification_report_text,
@@ -39,6 +40,7 @@ __all__ = [
     "per_class_metrics",
     "reliability_bins",
     "softmax",
+    "weighted_f1",
     "write_data_report",
     "write_evaluation_report",
 ]

@@ -1,4 +1,4 @@
-"""Classification and calibration metrics, numpy only.
+"""Classification and calibration metrics: scikit-learn for the hard-label scores, numpy for the rest.
 
 Conventions (shared by every function here, by the plots and by the report):
 
@@ -20,6 +20,12 @@ Conventions (shared by every function here, by the plots and by the report):
   bins ``(lo, hi]`` over ``[0, 1]`` (the first bin also holds confidence 0):
   ``sum_b |B_b| / N * |acc(B_b) - conf(B_b)|``.
 
+Why ECE and NLL stay in numpy: this package is torch-free (int8 bundles are scored
+without torch, see tests/evaluation/test_plots.py), so torchmetrics'
+``MulticlassCalibrationError`` is out; sklearn's ``log_loss`` has no ``eps`` (it clips at
+machine epsilon, so a confidently wrong int8 sample costs ~36 instead of ~27.6) and warns on
+int8 rows, whose sums are off by ~1/256.
+
 :func:`classification_metrics` gathers everything into a flat ``{str: float}`` dict
 that ``json.dump``, ``dvc metrics diff`` and ``mlflow.log_metrics`` take as is.
 """
@@ -31,6 +37,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn import metrics as skm
+
+from ferops.runtime import softmax  # the one torch-free softmax; re-exported here for old callers
 
 __all__ = [
     "ReliabilityBins",
@@ -46,6 +55,7 @@ __all__ = [
     "per_class_metrics",
     "reliability_bins",
     "softmax",
+    "weighted_f1",
 ]
 
 # MLflow accepts metric names made of these characters (and "/" groups them in its UI).
@@ -59,9 +69,8 @@ def _as_labels(y: object, name: str) -> np.ndarray:
     arr = np.asarray(y)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.equal(np.mod(arr, 1), 0)):
-            raise ValueError(f"{name} must hold integer class ids, got dtype {arr.dtype}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer) and not np.all(np.equal(np.mod(arr, 1), 0)):
+        raise ValueError(f"{name} must hold integer class ids, got dtype {arr.dtype}")
     return arr.astype(np.int64, copy=False)
 
 
@@ -108,53 +117,21 @@ def _check_probs(probs: object, y_true: object) -> tuple[np.ndarray, np.ndarray]
     return p, t
 
 
-def softmax(logits: object, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax (float64)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    num = np.asarray(num, dtype=np.float64)
-    den = np.asarray(den, dtype=np.float64)
-    out = np.zeros(np.broadcast(num, den).shape, dtype=np.float64)
-    np.divide(num, den, out=out, where=den != 0)
-    return out
-
-
 # ----------------------------------------------------------------------------- hard-label metrics
+# _check_pair stays in front of sklearn: sklearn silently drops ids outside ``labels`` and words
+# its errors differently; callers and tests rely on these messages.
 
 
 def accuracy(y_true: object, y_pred: object) -> float:
     """Fraction of samples with ``y_pred == y_true``."""
     t, p = _check_pair(y_true, y_pred)
-    return float(np.mean(t == p))
+    return float(skm.accuracy_score(t, p))
 
 
 def confusion_matrix(y_true: object, y_pred: object, n_classes: int) -> np.ndarray:
     """``int64 [n_classes, n_classes]`` counts, rows = true class, columns = predicted class."""
     t, p = _check_pair(y_true, y_pred, n_classes)
-    flat = np.bincount(t * n_classes + p, minlength=n_classes * n_classes)
-    return flat.reshape(n_classes, n_classes).astype(np.int64)
-
-
-def _per_class_from_cm(cm: np.ndarray) -> dict[str, np.ndarray]:
-    cm = np.asarray(cm, dtype=np.int64)
-    tp = np.diag(cm).astype(np.float64)
-    support = cm.sum(axis=1)  # true count per class
-    predicted = cm.sum(axis=0)  # predicted count per class
-    precision = _safe_div(tp, predicted)
-    recall = _safe_div(tp, support)
-    f1 = _safe_div(2.0 * precision * recall, precision + recall)
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "support": support.astype(np.int64),
-        "predicted": predicted.astype(np.int64),
-    }
+    return skm.confusion_matrix(t, p, labels=np.arange(n_classes)).astype(np.int64)
 
 
 def per_class_metrics(y_true: object, y_pred: object, n_classes: int) -> dict[str, np.ndarray]:
@@ -163,25 +140,36 @@ def per_class_metrics(y_true: object, y_pred: object, n_classes: int) -> dict[st
     Returns ``{"precision", "recall", "f1"}`` (float64, 0 where undefined) and
     ``{"support", "predicted"}`` (int64: true count and predicted count per class).
     """
-    return _per_class_from_cm(confusion_matrix(y_true, y_pred, n_classes))
-
-
-def _macro_mask(pc: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Classes that enter macro averages: present in y_true or in y_pred."""
-    return (pc["support"] > 0) | (pc["predicted"] > 0)
+    t, p = _check_pair(y_true, y_pred, n_classes)
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        t, p, labels=np.arange(n_classes), zero_division=0
+    )
+    return {
+        "precision": precision.astype(np.float64),
+        "recall": recall.astype(np.float64),
+        "f1": f1.astype(np.float64),
+        "support": support.astype(np.int64),
+        "predicted": np.bincount(p, minlength=n_classes).astype(np.int64),
+    }
 
 
 def macro_f1(y_true: object, y_pred: object, n_classes: int) -> float:
     """Unweighted mean of per-class F1 over the classes present in ``y_true`` or ``y_pred``."""
-    pc = per_class_metrics(y_true, y_pred, n_classes)
-    mask = _macro_mask(pc)
-    return float(pc["f1"][mask].mean())
+    t, p = _check_pair(y_true, y_pred, n_classes)
+    return float(skm.f1_score(t, p, average="macro", zero_division=0))
+
+
+def weighted_f1(y_true: object, y_pred: object, n_classes: int) -> float:
+    """Per-class F1 averaged with the support as weights."""
+    t, p = _check_pair(y_true, y_pred, n_classes)
+    return float(skm.f1_score(t, p, average="weighted", zero_division=0))
 
 
 def balanced_accuracy(y_true: object, y_pred: object, n_classes: int) -> float:
     """Mean recall over the classes that have support (sklearn's ``balanced_accuracy_score``)."""
-    pc = per_class_metrics(y_true, y_pred, n_classes)
-    return float(pc["recall"][pc["support"] > 0].mean())
+    t, p = _check_pair(y_true, y_pred, n_classes)
+    # = balanced_accuracy_score, without its warning when y_pred holds a class that has no support
+    return float(skm.recall_score(t, p, labels=np.unique(t), average="macro", zero_division=0))
 
 
 # ----------------------------------------------------------------------------- probabilistic metrics
@@ -307,17 +295,14 @@ def classification_metrics(
         raise ValueError(f"class names collide once made metric-safe: {names}")
 
     y_pred = p.argmax(axis=1)
-    cm = confusion_matrix(t, y_pred, n_classes)
-    pc = _per_class_from_cm(cm)
-    mask = _macro_mask(pc)
-    support = pc["support"].astype(np.float64)
+    pc = per_class_metrics(t, y_pred, n_classes)
 
     out: dict[str, float] = {
         "n_samples": float(t.shape[0]),
-        "accuracy": float(np.trace(cm) / t.shape[0]),
-        "balanced_accuracy": float(pc["recall"][pc["support"] > 0].mean()),
-        "macro_f1": float(pc["f1"][mask].mean()),
-        "weighted_f1": float((pc["f1"] * support).sum() / support.sum()),
+        "accuracy": accuracy(t, y_pred),
+        "balanced_accuracy": balanced_accuracy(t, y_pred, n_classes),
+        "macro_f1": macro_f1(t, y_pred, n_classes),
+        "weighted_f1": weighted_f1(t, y_pred, n_classes),
         "nll": nll(p, t),
         "ece": reliability_bins(p, t, n_bins).ece,
     }

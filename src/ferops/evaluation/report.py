@@ -16,7 +16,7 @@ Files of :func:`write_evaluation_report` (each name preceded by ``prefix``):
 ``reliability.json``        one row per bin: ``bin, bin_lower, bin_upper, confidence, accuracy, count``
                             (``null`` means for empty bins)
 ``mistakes.png``            most confident mistakes (only when ``images`` is given)
-``classification_report.txt`` per-class table in the layout of sklearn's ``classification_report``
+``classification_report.txt`` sklearn's ``classification_report`` (+ ``nll`` and ``ece``)
 =========================== ===============================================================
 """
 
@@ -28,15 +28,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from sklearn import metrics as skm
 
 from ferops.evaluation import plots
 from ferops.evaluation.metrics import (
     _check_probs,
-    _macro_mask,
-    _per_class_from_cm,
     classification_metrics,
     confusion_matrix,
     metric_key,
+    per_class_metrics,
     reliability_bins,
 )
 
@@ -71,39 +71,27 @@ def classification_report_text(
     extra: Mapping[str, float] | None = None,
     digits: int = 4,
 ) -> str:
-    """A per-class precision / recall / F1 / support table, laid out like sklearn's report.
+    """sklearn's ``classification_report`` over the classes present in ``y_true`` or ``y_pred``.
 
-    The "macro avg" row averages over the classes present in ``y_true`` or ``y_pred``
-    (see :mod:`ferops.evaluation.metrics`); "weighted avg" weights by support.
-    ``extra`` lines (e.g. ``{"nll": ..., "ece": ...}``) are appended below the table.
+    "macro avg" averages over those classes (see :mod:`ferops.evaluation.metrics`);
+    "weighted avg" weights by support. Classes absent from both have no defined score:
+    they get no row and are named on a line below the table. ``extra`` lines (e.g.
+    ``{"nll": ..., "ece": ...}``) are appended below that.
     """
     names = [str(c) for c in class_names]
-    cm = confusion_matrix(y_true, y_pred, len(names))
-    pc = _per_class_from_cm(cm)
-    support = pc["support"]
-    total = int(support.sum())
-    mask = _macro_mask(pc)
-    width = max(len("weighted avg"), *(len(n) for n in names))
-    head = f"{'':>{width}} {'precision':>10} {'recall':>10} {'f1-score':>10} {'support':>10}"
-    lines = [head, ""]
-    row = f"{{:>{width}}} {{:>10.{digits}f}} {{:>10.{digits}f}} {{:>10.{digits}f}} {{:>10d}}"
-    for i, name in enumerate(names):
-        lines.append(row.format(name, pc["precision"][i], pc["recall"][i], pc["f1"][i], int(support[i])))
-    lines.append("")
-    acc = np.trace(cm) / total
-    lines.append(f"{'accuracy':>{width}} {'':>10} {'':>10} {acc:>10.{digits}f} {total:>10d}")
-    lines.append(row.format("macro avg", *(float(pc[k][mask].mean()) for k in ("precision", "recall", "f1")), total))
-    weights = support / total
-    lines.append(row.format("weighted avg", *(float((pc[k] * weights).sum()) for k in ("precision", "recall", "f1")),
-                            total))
-    absent = [n for n, m in zip(names, mask, strict=True) if not m]
+    pc = per_class_metrics(y_true, y_pred, len(names))  # validates the ids against the names
+    present = np.flatnonzero((pc["support"] > 0) | (pc["predicted"] > 0))
+    table = skm.classification_report(
+        y_true, y_pred, labels=present, target_names=[names[i] for i in present], digits=digits, zero_division=0
+    )
+    lines = table.rstrip("\n").split("\n")
+    absent = [n for i, n in enumerate(names) if i not in set(present.tolist())]
     if absent:
-        lines.append("")
-        lines.append(f"not in macro avg (no samples, never predicted): {', '.join(absent)}")
+        lines += ["", f"not in macro avg (no samples, never predicted): {', '.join(absent)}"]
     if extra:
+        width = max(len("weighted avg"), *(len(n) for n in names))
         lines.append("")
-        for key, value in extra.items():
-            lines.append(f"{key:>{width}} {value:>10.{digits}f}")
+        lines += [f"{key:>{width}} {value:>10.{digits}f}" for key, value in extra.items()]
     return "\n".join(lines) + "\n"
 
 
