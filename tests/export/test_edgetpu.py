@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from ferops.export import ExportConfig, ExportGateError, enforce_export_gates
-from ferops.export.edgetpu import check_edgetpu, find_edgetpu_compiler, parse_compiler_log, run_edgetpu_compiler
+from ferops.export.edgetpu import check_edgetpu
+from ferops.export.edgetpu_compiler import find_edgetpu_compiler, parse_compiler_log, run_edgetpu_compiler
 from ferops.export.onnx import export_onnx
 from ferops.export.tensorflow import onnx_to_tensorflow
 from ferops.export.tflite import quantize_int8

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ferops.export.onnx import check_onnx, export_onnx, is_static, onnx_export_info, onnx_logits, torch_logits
-from ferops.export.pipeline import parity
+from ferops.export.chain import parity
 
 
 def test_exported_onnx_passes_checker_and_has_static_batch_one(exported):

@@ -88,7 +88,7 @@ def test_config_from_hydra_dictconfig():
 
 
 def test_run_export_rejects_bad_inputs(tiny_model, tiny_data, tmp_path):
-    from ferops.export.pipeline import _check_images
+    from ferops.export.chain import _check_images
 
     with pytest.raises(ValueError, match="uint8"):
         _check_images("eval", tiny_data["eval_x"].astype(np.float32), tiny_data["eval_y"], 48, 3)

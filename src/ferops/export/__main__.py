@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg["progress"] = False
 
     from ferops.export import ExportGateError, run_export
-    from ferops.export.pipeline import render_markdown
+    from ferops.export.report import render_markdown
 
     with np.load(args.data, allow_pickle=False) as z:
         has_usage = "usage" in z.files
