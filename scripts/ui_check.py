@@ -18,17 +18,10 @@ Needs Debian `chromium` + `chromium-driver` and the `selenium` package (`make ui
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,48 +29,17 @@ RUN_METRICS = ("test/macro_f1", "val/macro_f1")  # the run page must show the fi
 VERSION_TAGS = ("int8.macro_f1",)  # the version page must show the first one the version has
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _import_src() -> None:
+    """The script runs from a checkout; ferops may not be installed in the interpreter."""
+    if str(ROOT / "src") not in sys.path:
+        sys.path.insert(0, str(ROOT / "src"))
 
 
-def port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def start_server(uri: str, port: int, log_path: Path, timeout_s: float) -> subprocess.Popen:
+def server_command(uri: str, port: int) -> list[str]:
+    """`mlflow server` on an existing store: the UI only reads it, so no artifact settings."""
     mlflow_bin = Path(sys.executable).with_name("mlflow")
-    cmd = [str(mlflow_bin if mlflow_bin.exists() else "mlflow"), "server", "--backend-store-uri", uri,
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_server(proc, port)
-            raise RuntimeError(f"mlflow server did not come up on port {port}; see {log_path}:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.5)
-
-
-def stop_server(proc: subprocess.Popen, port: int, grace_s: float = 20.0) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and (proc.poll() is None or port_open(port)):
-        time.sleep(0.2)
-    if proc.poll() is None or port_open(port):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+    return [str(mlflow_bin if mlflow_bin.exists() else "mlflow"), "server", "--backend-store-uri", uri,
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
 
 
 def make_driver(width: int = 1920, height: int = 1080):
@@ -138,14 +100,13 @@ def visit(driver, url: str, expected: list[str], shot: Path, timeout_s: float) -
 
 def resolve_targets(args) -> dict:
     """What the pages must show: experiment id, run id/name (+ a metric), model name, alias version (+ a tag)."""
-    sys.path.insert(0, str(ROOT / "src"))
-    from mlflow import MlflowClient
+    _import_src()
     from mlflow.exceptions import MlflowException
 
     from ferops import tracking
 
     uri = args.tracking_uri or tracking.tracking_uri()
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = tracking.client(uri)
     run = client.get_run(args.run_id or tracking.read_run_id(args.run_id_file))
     name = args.model_name
     registered = Path(args.registered_json)
@@ -211,8 +172,12 @@ def check(argv: list[str] | None = None) -> int:
         pages.append(("version", f"#/models/{t['model']}/versions/{t['version']}",
                       [f"Version {t['version']}", alias, *filter(None, [t["version_tag"]])]))
 
-    port = free_port()
-    proc = start_server(t["uri"], port, out / "mlflow-server.log", args.server_timeout)
+    from ferops.tracking import server
+
+    port = server.free_port()
+    log_path = out / "mlflow-server.log"
+    log_path.unlink(missing_ok=True)  # this run's log only
+    proc = server.start(server_command(t["uri"], port), f"http://127.0.0.1:{port}/health", log_path, args.server_timeout)
     driver = None
     try:
         driver = make_driver()
@@ -226,7 +191,7 @@ def check(argv: list[str] | None = None) -> int:
     finally:
         if driver is not None:
             driver.quit()
-        stop_server(proc, port)
+        server.stop(proc, port)
     if problems:
         print("UI check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1

@@ -6,17 +6,12 @@ server answers the next good request."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import struct
-import time
 import urllib.error
 import urllib.request
 import zlib
@@ -28,23 +23,10 @@ from ferops.registry.promote import promote
 from ferops.registry.pyfunc import LABEL_COLUMN, MAX_ROWS, encode_images
 from ferops.registry.register import register_model
 from ferops.runtime import BundleModel
+from ferops.tracking import server
 
 NAME = "fer-serve"
 START_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, timeout: float = 2.0) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0
 
 
 def _post(url: str, payload: dict, timeout: float = 60.0) -> dict:
@@ -73,45 +55,18 @@ def _post_error(url: str, payload: dict) -> tuple[int, str]:
     raise AssertionError("expected an HTTP error")
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _stop(proc: subprocess.Popen, port: int, grace_s: float = 20.0) -> None:
-    """SIGTERM the server's process group (mlflow -> uvicorn), wait until the process has exited
-    and the port is closed, SIGKILL the group if that takes longer than `grace_s`."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and (proc.poll() is None or _port_open(port)):
-        time.sleep(0.2)
-    if proc.poll() is None or _port_open(port):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 def test_serve_champion_over_http(store, tmp_path, bundle_dir, face_images, make_run, export_metrics):
     version = register_model(make_run(), bundle_dir, NAME, metrics=export_metrics(0.5))
     assert promote(NAME).new_champion == version
 
-    port = free_port()
+    port = server.free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     log_path = tmp_path / "serve.log"
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     cmd = [str(mlflow_bin), "models", "serve", "-m", f"models:/{NAME}@champion", "--env-manager", "local",
            "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, start_new_session=True)
+    proc = server.start(cmd, f"http://127.0.0.1:{port}/ping", log_path, START_TIMEOUT_S, env=env, cwd=tmp_path)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while _get(f"http://127.0.0.1:{port}/ping") != 200:
-            assert proc.poll() is None, f"server exited:\n{log_path.read_text()[-4000:]}"
-            assert time.monotonic() < deadline, f"server not up in {START_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}"
-            time.sleep(0.5)
-
         _, ref_labels = BundleModel(bundle_dir).predict(face_images)
         frame = encode_images(face_images, as_base64=True)
         split = {"dataframe_split": {"columns": ["image"], "data": [[s] for s in frame["image"]]}}
@@ -144,5 +99,5 @@ def test_serve_champion_over_http(store, tmp_path, bundle_dir, face_images, make
         # ... and it answers the next good request.
         assert [p[LABEL_COLUMN] for p in _post(url, split)["predictions"]] == ref_labels
     finally:
-        _stop(proc, port)
-    assert proc.poll() is not None and not _port_open(port)
+        server.stop(proc, port)
+    assert proc.poll() is not None and not server.port_open(port)

@@ -12,8 +12,9 @@ from omegaconf import OmegaConf
 
 from confutil import CONF_DIR
 from ferops.sweeps import PARENT_RUN_ENV, MLflowSweepCallback
-from ferops.sweeps.callback import mlflow_key, split_override
+from ferops.sweeps.callback import split_override
 from ferops.sweeps.search_space import LOSS_PARAMS, fer_search_space
+from ferops.tracking import mlflow_key
 
 
 def _compose(overrides: list[str]):

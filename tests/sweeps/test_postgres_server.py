@@ -23,7 +23,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from ferops.sweeps.server import _stop, free_port, server_command, wait_until_up
+from ferops.tracking.server import free_port, server_command, start, stop
 from registry.race import INITIAL_F1, RACE_VERSIONS, check_outcome, make_versions, run_workers
 
 pytestmark = pytest.mark.slow
@@ -117,16 +117,14 @@ def pg_server(postgres, tmp_path) -> Iterator[str]:
     cmd = server_command(store, port=port, workers=2)
     cmd[cmd.index("--backend-store-uri") + 1] = postgres
     uri = f"http://127.0.0.1:{port}"
-    with open(store / "server.log", "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=store)
-        try:
-            try:
-                wait_until_up(uri, 180, proc)
-            except (RuntimeError, TimeoutError) as err:
-                pytest.fail(f"{err}\n{(store / 'server.log').read_text()[-4000:]}")
-            yield uri
-        finally:
-            _stop(proc)
+    try:
+        proc = start(cmd, f"{uri}/health", store / "server.log", 180, cwd=store)
+    except (RuntimeError, TimeoutError) as err:  # the message carries the server log's tail
+        pytest.fail(str(err))
+    try:
+        yield uri
+    finally:
+        stop(proc, port)
 
 
 def test_postgres_server_sweep_and_concurrent_promotion(pg_server, postgres, tmp_path, sweep_args, run_train, experiment_runs,

@@ -9,7 +9,7 @@ import urllib.request
 import mlflow
 import pytest
 
-from ferops.sweeps.server import server_command, tracking_server
+from ferops.tracking.server import server_command, tracking_server
 
 
 def test_server_command_binds_localhost_and_serves_artifacts(tmp_path):

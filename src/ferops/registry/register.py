@@ -64,14 +64,10 @@ def check_store_location(uri: str, cwd: str | Path | None = None) -> None:
 
 
 def registry_client() -> MlflowClient:
-    """A client on the project's store (`ferops.tracking.tracking_uri`), used for runs and registry."""
-    uri = tracking.tracking_uri()
-    check_store_location(uri)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    """`ferops.tracking.client` on the project's store, also the fluent API's, once the store is
+    known not to vanish with a DVC queue workspace."""
+    check_store_location(tracking.tracking_uri())
+    return tracking.client(set_default=True)
 
 
 def client_uri(client: MlflowClient) -> str:

@@ -1,5 +1,6 @@
 """Sweeps and scale-out: one MLflow parent run per Hydra multirun, sweep reports, Optuna search
-spaces and a local tracking server.
+spaces. The MLflow plumbing they use (client, parameter logging, child runs, a local tracking
+server) is in `ferops.tracking`.
 
     callback.MLflowSweepCallback   Hydra callback (conf/hydra/callbacks/mlflow_sweep.yaml): parent
                                    run, parent id handed to every job, summary logged at the end
@@ -7,7 +8,7 @@ spaces and a local tracking server.
                                    parent's children (`ferops sweep-report`)
     study.log_study_summary        Optuna best params + trials table on the parent
     search_space.fer_search_space  Optuna custom search space: loss parameters conditional on the loss
-    server.tracking_server         context manager: `mlflow server` on 127.0.0.1 (tests, docs)
+    server                         old path of ferops.tracking.server (kept for notebooks and docs)
 
 Nothing heavy is imported here: Hydra instantiates the callback before the job imports torch.
 """

@@ -24,9 +24,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import re
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +36,6 @@ log = logging.getLogger(__name__)
 PARENT_RUN_ENV = "FEROPS_PARENT_RUN_ID"
 PARENT_RUN_FILE = "mlflow_parent_run_id.txt"
 SWEEP_TAG = "ferops.sweep"
-_BAD_KEY_CHARS = re.compile(r"[^/\w.\- ]")
-
-
-def mlflow_key(key: str) -> str:
-    """A param/metric key MLflow accepts (`+trainer.x` -> `_trainer.x`), at most 250 characters."""
-    return _BAD_KEY_CHARS.sub("_", key)[:250]
-
-
-def flat(prefix: str, value: Any) -> dict[str, str]:
-    """Nested containers -> {'prefix.a.b': 'str value'} (MLflow's 6000-character value limit)."""
-    if isinstance(value, Mapping):
-        out: dict[str, str] = {}
-        for k, v in value.items():
-            out.update(flat(f"{prefix}.{k}" if prefix else str(k), v))
-        return out
-    return {mlflow_key(prefix): str(value)[:6000]}
 
 
 def split_override(override: str) -> tuple[str, str]:
@@ -120,7 +102,7 @@ class MLflowSweepCallback(Callback):
         self.sweep_dir = d["sweep_dir"]
         uri = tracking.tracking_uri()
         exp_id = tracking.ensure_experiment(d["experiment"])
-        client = self._client()
+        client = tracking.client()
         name = self.run_name or tracking.new_run_name("sweep", d["sweeper_name"].removesuffix("Sweeper").lower())
         tags = {
             SWEEP_TAG: "true",
@@ -137,13 +119,14 @@ class MLflowSweepCallback(Callback):
         }
         run = client.create_run(exp_id, run_name=name, tags=tags)
         self.parent_run_id = run.info.run_id
-        params = {"sweep.sweeper": d["sweeper_name"], "sweep.launcher": d["launcher_name"]}
-        for override in d["overrides"]:
-            key, value = split_override(override)
-            params[mlflow_key(f"overrides.{key}")] = value[:6000]
-        params.update(flat("sweeper", {k: v for k, v in d["sweeper"].items() if k != "_target_"}))
-        params.update(flat("launcher", {k: v for k, v in d["launcher"].items() if k != "_target_"}))
-        _log_params(client, self.parent_run_id, params)
+        params = {
+            "sweep.sweeper": d["sweeper_name"],
+            "sweep.launcher": d["launcher_name"],
+            **{f"overrides.{key}": value for key, value in map(split_override, d["overrides"])},
+            "sweeper": {k: v for k, v in d["sweeper"].items() if k != "_target_"},
+            "launcher": {k: v for k, v in d["launcher"].items() if k != "_target_"},
+        }
+        tracking.log_params_flat(params, run_id=self.parent_run_id)
 
         Path(self.sweep_dir).mkdir(parents=True, exist_ok=True)
         (Path(self.sweep_dir) / PARENT_RUN_FILE).write_text(self.parent_run_id + "\n")
@@ -182,6 +165,8 @@ class MLflowSweepCallback(Callback):
             return
         import mlflow
 
+        from ferops import tracking
+
         run = mlflow.last_active_run()
         if (
             run is None
@@ -190,24 +175,19 @@ class MLflowSweepCallback(Callback):
         ):
             log.warning("sweep job %s: no child run of %s to tag", config.hydra.job.get("num"), self.parent_run_id)
             return
-        self._client().set_tag(run.info.run_id, "sweep.job_num", str(config.hydra.job.num))
+        client = tracking.client()
+        client.set_tag(run.info.run_id, "sweep.job_num", str(config.hydra.job.num))
         overrides = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
-        self._client().set_tag(run.info.run_id, "sweep.overrides", " ".join(map(str, overrides))[:8000])
+        client.set_tag(run.info.run_id, "sweep.overrides", " ".join(map(str, overrides))[:8000])
 
     # -- helpers -----------------------------------------------------------------------------
-    @staticmethod
-    def _client():
-        import mlflow
-
-        from ferops import tracking
-
-        return mlflow.MlflowClient(tracking.tracking_uri())
-
     def _summarise(self, config: DictConfig) -> None:
+        # Imported here: pandas and matplotlib are not needed until the sweep ends.
+        from ferops import tracking
         from ferops.sweeps.report import sweep_report
         from ferops.sweeps.study import log_study_summary
 
-        client = self._client()
+        client = tracking.client()
         sweep_dir = Path(self.sweep_dir or str(config.hydra.sweep.dir))
         # Job directories (a job that died before MLflow still has one): compare with sweep.n_runs.
         n_jobs = len(list(sweep_dir.glob("*/.hydra/overrides.yaml"))) or sum(
@@ -231,7 +211,9 @@ class MLflowSweepCallback(Callback):
             return
         self._ended = True
         os.environ.pop(PARENT_RUN_ENV, None)
-        self._client().set_terminated(self.parent_run_id, status=status)
+        from ferops import tracking
+
+        tracking.client().set_terminated(self.parent_run_id, status=status)
 
     def _end_if_unfinished(self) -> None:
         if not self._ended and self.parent_run_id:
@@ -252,9 +234,11 @@ def _is_multirun(config: DictConfig) -> bool:
     return OmegaConf.select(config, "hydra.mode") == RunMode.MULTIRUN
 
 
-def _log_params(client, run_id: str, params: Mapping[str, str]) -> None:
-    from mlflow.entities import Param
+def __getattr__(name: str) -> Any:
+    # `mlflow_key` moved to ferops.tracking; its old path here keeps working for notebooks and
+    # scripts, loaded on demand because ferops.tracking imports mlflow (see the module docstring).
+    if name == "mlflow_key":
+        from ferops.tracking.store import mlflow_key
 
-    items: Sequence[tuple[str, str]] = sorted(params.items())
-    for i in range(0, len(items), 100):
-        client.log_batch(run_id, params=[Param(k, v) for k, v in items[i : i + 100]])
+        return mlflow_key
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

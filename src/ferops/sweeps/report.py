@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ferops import tracking
+from ferops.tracking import child_runs  # moved to tracking; also keeps ferops.sweeps.report.child_runs working
+
 log = logging.getLogger(__name__)
 
 DEFAULT_METRIC = "val/macro_f1_best"
@@ -30,17 +33,9 @@ LATENCY_KEYS = ("latency.ms", "latency/ms", "latency_ms", "latency_median_ms", "
 ARTIFACT_PATH = "sweep_report"
 
 
-def _client(tracking_uri: str | None = None):
-    import mlflow
-
-    from ferops import tracking
-
-    return mlflow.MlflowClient(tracking_uri or tracking.tracking_uri())
-
-
 def latest_sweep(experiment: str | None = None, tracking_uri: str | None = None) -> str:
     """Run id of the newest sweep parent (tag ferops.sweep=true), in `experiment` or in any experiment."""
-    client = _client(tracking_uri)
+    client = tracking.client(tracking_uri)
     if experiment:
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
@@ -52,29 +47,6 @@ def latest_sweep(experiment: str | None = None, tracking_uri: str | None = None)
     if not runs:
         raise LookupError(f"no sweep parent run (tag ferops.sweep=true) in {experiment or 'any experiment'}")
     return runs[0].info.run_id
-
-
-def child_runs(parent_run_id: str, tracking_uri: str | None = None) -> list:
-    """All runs whose `mlflow.parentRunId` is the parent (paged; any lifecycle but deleted)."""
-    from mlflow.exceptions import MlflowException
-
-    client = _client(tracking_uri)
-    try:
-        parent = client.get_run(parent_run_id)
-    except MlflowException as err:
-        raise LookupError(f"no run {parent_run_id!r} in {client.tracking_uri}: {err.message}") from err
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-            max_results=1000,
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def _parse_overrides(text: str) -> dict[str, str]:
@@ -243,7 +215,7 @@ def sweep_report(
             paths["tradeoff"] = plot_tradeoff(scored, metric, out_dir / "tradeoff.png")
 
     if log_to_parent:
-        client = _client(tracking_uri)
+        client = tracking.client(tracking_uri)
         for path in paths.values():
             client.log_artifact(parent_run_id, str(path), artifact_path=ARTIFACT_PATH)
         tags = {"sweep.n_runs": str(len(df)), "sweep.n_finished": str(int((df["status"] == "FINISHED").sum()))}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ferops.sweeps.callback import mlflow_key
+from ferops import tracking
 from ferops.sweeps.report import to_markdown
 
 ARTIFACT_PATH = "optuna"
@@ -53,15 +53,12 @@ def write_study_summary(df: pd.DataFrame, results: dict, metric: str, out_dir: s
 
 def log_study_summary(parent_run_id: str, df: pd.DataFrame, sweep_dir: str | Path, metric: str, tracking_uri: str | None = None) -> dict[str, Path]:
     """Read optimization_results.yaml, write the summary, log it, best params and value to the parent."""
-    from ferops.sweeps.report import _client
-
     results = yaml.safe_load((Path(sweep_dir) / "optimization_results.yaml").read_text()) or {}
     paths = write_study_summary(df, results, metric, Path(sweep_dir) / "optuna")
-    client = _client(tracking_uri)
+    client = tracking.client(tracking_uri)
     for path in paths.values():
         client.log_artifact(parent_run_id, str(path), artifact_path=ARTIFACT_PATH)
-    for key, value in (results.get("best_params") or {}).items():
-        client.log_param(parent_run_id, mlflow_key(f"best.{key}"), str(value)[:6000])
+    tracking.log_params_flat({"best": results.get("best_params") or {}}, run_id=parent_run_id, uri=tracking_uri)
     if results.get("best_value") is not None:
         client.log_metric(parent_run_id, "optuna/best_value", float(results["best_value"]))
     return paths

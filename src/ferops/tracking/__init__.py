@@ -1,13 +1,17 @@
-"""MLflow: where the store is, how runs are named, started, resumed and tagged."""
+"""MLflow: where the store is, the one client factory, how runs are named, started, resumed and
+tagged, parameter logging. `ferops.tracking.server` starts and stops MLflow server processes."""
 
 from ferops.tracking.datasets import log_split_inputs, raw_source, split_inputs
 from ferops.tracking.environment import environment_tags
 from ferops.tracking.lineage import config_hash, data_tags, dvc_lock_tags, git_tags
 from ferops.tracking.store import (
     RUN_ID_FILE,
+    child_runs,
+    client,
     ensure_experiment,
     flatten_params,
     log_params_flat,
+    mlflow_key,
     new_run_name,
     read_run_id,
     start_run,
@@ -17,6 +21,8 @@ from ferops.tracking.store import (
 
 __all__ = [
     "RUN_ID_FILE",
+    "child_runs",
+    "client",
     "config_hash",
     "data_tags",
     "dvc_lock_tags",
@@ -26,6 +32,7 @@ __all__ = [
     "git_tags",
     "log_params_flat",
     "log_split_inputs",
+    "mlflow_key",
     "new_run_name",
     "raw_source",
     "read_run_id",

@@ -136,7 +136,7 @@ def _log_test_report(
     )
     mlflow.log_artifacts(str(report_dir), artifact_path="test_report")
 
-    client = mlflow.MlflowClient()
+    client = tracking.client()
     keys = [k for k in client.get_run(run_id).data.metrics if k.startswith(("train/", "val/")) and "/recall/" not in k]
     history = {k: [(m.step, m.value) for m in client.get_metric_history(run_id, k)] for k in keys}
     fig_path = output_dir / "training_curves.png"
