@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from sklearn import metrics as skm
 
-from ferops.evaluation import plots
+from ferops.evaluation.figures import save_figure
 from ferops.evaluation.metrics import (
     _check_probs,
     classification_metrics,
@@ -38,6 +38,13 @@ from ferops.evaluation.metrics import (
     metric_key,
     per_class_metrics,
     reliability_bins,
+)
+from ferops.evaluation.plots_data import plot_class_distribution, plot_sample_grid
+from ferops.evaluation.plots_eval import (
+    plot_confident_mistakes,
+    plot_confusion_matrix,
+    plot_per_class_accuracy,
+    plot_reliability_diagram,
 )
 
 __all__ = [
@@ -148,9 +155,9 @@ def write_evaluation_report(
     files.append(txt_path)
 
     figures = [
-        ("confusion_matrix.png", plots.plot_confusion_matrix(cm, names, title=f"{lead}Confusion matrix")),
-        ("per_class_accuracy.png", plots.plot_per_class_accuracy(cm, names, title=f"{lead}Per-class accuracy (recall)")),
-        ("reliability.png", plots.plot_reliability_diagram(bins, title=f"{lead}Reliability diagram")),
+        ("confusion_matrix.png", plot_confusion_matrix(cm, names, title=f"{lead}Confusion matrix")),
+        ("per_class_accuracy.png", plot_per_class_accuracy(cm, names, title=f"{lead}Per-class accuracy (recall)")),
+        ("reliability.png", plot_reliability_diagram(bins, title=f"{lead}Reliability diagram")),
     ]
     if images is not None:
         imgs = np.asarray(images)
@@ -159,12 +166,12 @@ def write_evaluation_report(
         figures.append(
             (
                 "mistakes.png",
-                plots.plot_confident_mistakes(imgs, t, y_pred, confidence, names, max_images=max_mistakes,
+                plot_confident_mistakes(imgs, t, y_pred, confidence, names, max_images=max_mistakes,
                                               title=f"{lead}Most confident mistakes"),
             )
         )
     for name, fig in figures:
-        files.append(plots.save_figure(fig, path(name)))
+        files.append(save_figure(fig, path(name)))
     return {"metrics": metrics, "files": files}
 
 
@@ -217,8 +224,8 @@ def write_data_report(
     merged: dict[str, object] = dict(data_stats(labels, names))
     merged.update(stats or {})
     files = [_write_json(out / f"{prefix}data_stats.json", merged)]
-    files.append(plots.save_figure(
-        plots.plot_class_distribution(labels, names, title=f"{lead}Class distribution"),
+    files.append(save_figure(
+        plot_class_distribution(labels, names, title=f"{lead}Class distribution"),
         out / f"{prefix}class_distribution.png",
     ))
 
@@ -229,7 +236,7 @@ def write_data_report(
         if sample_split not in with_images:
             raise ValueError(f"sample_split {sample_split!r} has no images; splits with images: {with_images}")
         imgs, lab = splits[sample_split]
-        fig = plots.plot_sample_grid(imgs, lab, names, n_per_class=n_per_class, seed=seed,
+        fig = plot_sample_grid(imgs, lab, names, n_per_class=n_per_class, seed=seed,
                                      title=f"{lead}Samples per class ({sample_split} split)")
-        files.append(plots.save_figure(fig, out / f"{prefix}samples.png"))
+        files.append(save_figure(fig, out / f"{prefix}samples.png"))
     return {"stats": merged, "files": files}
