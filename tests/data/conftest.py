@@ -1,12 +1,11 @@
-"""Tiny fixtures written to tmp_path (formats from ferops.data.testing; no real data)."""
+"""Tiny fixtures written to tmp_path (formats from tests/fixtures_data.py; no real data)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-from ferops.data.testing import fer2013_lines, write_image_tree, write_text
+from fixtures_data import fer2013_lines, write_image_tree, write_text
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def small_fer_csv(write_csv):
 
 @pytest.fixture
 def image_tree(tmp_path):
-    """image_tree(layout, root_name="faces") -> root (see ferops.data.testing.write_image_tree)."""
+    """image_tree(layout, root_name="faces") -> root (see fixtures_data.write_image_tree)."""
 
     def _make(layout: dict, root_name: str = "faces") -> Path:
         return write_image_tree(tmp_path / root_name, layout)

@@ -2,10 +2,10 @@ import csv
 
 import numpy as np
 import pytest
+from fixtures_data import FER2013_HEADER as HEADER
+from fixtures_data import pixel_string, pixels_of
 
 from ferops.data import DataValidationError, Fer2013Csv, prepare_dataset
-from ferops.data.testing import FER2013_HEADER as HEADER
-from ferops.data.testing import pixel_string, pixels_of
 from ferops.data.validation import read_quarantine, write_quarantine
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from fixtures_data import FERPLUS_HEADER, ferplus_line, pixels_of, write_fer2013_csv, write_text
 
 from ferops.data import DataValidationError, FerPlus
-from ferops.data.testing import FERPLUS_HEADER, ferplus_line, pixels_of, write_fer2013_csv, write_text
 
 # (FER2013 label, Usage, FER+ image name, votes)
 ROWS = [

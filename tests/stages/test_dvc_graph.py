@@ -26,8 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from ferops.data.testing import write_fer2013_csv
+from fixtures_data import write_fer2013_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD_ENV = "FEROPS_RECORD_IMPORTS"

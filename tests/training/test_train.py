@@ -9,10 +9,10 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from fixtures_data import write_fer2013_csv
 from hydra.utils import instantiate
 
 from confutil import CONF_DIR, compose_config
-from ferops.data.testing import write_fer2013_csv
 from ferops.training.checkpoint import load_deployable
 from ferops.training.train import train
 

@@ -6,8 +6,11 @@ Numpy-only names are re-exported here; the torch parts live in `ferops.data.data
 
 from ferops.data.class_map import ClassMap
 from ferops.data.constants import FER_CLASSES, IMAGE_SIZE
+from ferops.data.fer2013 import Fer2013Csv
+from ferops.data.ferplus import FerPlus
+from ferops.data.image_folder import ImageFolder
 from ferops.data.pipeline import PreparedData, load_prepared, prepare_dataset, save_prepared
-from ferops.data.sources import Fer2013Csv, FerPlus, ImageFolder, RawData
+from ferops.data.raw import RawData
 from ferops.data.splits import SplitWarning, assign_splits, calibration_indices, calibration_subset
 from ferops.data.synthetic import SyntheticFaces
 from ferops.data.validation import DataIssue, DataValidationError, write_quarantine

@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from ferops.data.constants import FER_CLASSES, class_id
-from ferops.data.sources import RawData
+from ferops.data.raw import RawData
 
 
 class ClassMap:

@@ -22,9 +22,27 @@ CLASS_ALIASES: dict[str, str] = {
 USAGES: tuple[str, ...] = ("train", "val", "test")
 SPLITS = USAGES
 
+# Usage names -> train/val/test, lower-case: the FER2013 Usage column, split folder names of image
+# folders and the `usage` argument of external evaluation all accept these.
+USAGE_ALIASES: dict[str, str] = {
+    "training": "train",
+    "train": "train",
+    "publictest": "val",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "privatetest": "test",
+    "test": "test",
+}
+
 
 def class_id(name: str) -> int | None:
     """FER id of a class name (case-insensitive, aliases allowed), None when unknown."""
     key = name.strip().lower()
     key = CLASS_ALIASES.get(key, key)
     return FER_CLASS_TO_ID.get(key)
+
+
+def usage_of(name: str) -> str | None:
+    """train / val / test for a usage name (case-insensitive, see `USAGE_ALIASES`), None when unknown."""
+    return USAGE_ALIASES.get(name.strip().lower())

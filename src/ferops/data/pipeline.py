@@ -17,7 +17,7 @@ import numpy as np
 
 from ferops.data.class_map import ClassMap, fer7
 from ferops.data.constants import SPLITS
-from ferops.data.sources import RawData
+from ferops.data.raw import RawData
 from ferops.data.splits import assign_splits
 from ferops.data.validation import duplicate_report, image_hashes, summarize_issues, write_quarantine
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ferops.data.constants import SPLITS
-from ferops.data.sources import RawData
+from ferops.data.raw import RawData
 
 log = logging.getLogger(__name__)
 

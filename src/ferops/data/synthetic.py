@@ -21,8 +21,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ferops.data.cached_source import Source
 from ferops.data.constants import FER_CLASSES, IMAGE_SIZE
-from ferops.data.sources import RawData, Source
+from ferops.data.raw import RawData
 
 # Parameter vectors per expression:
 #   curve: mouth centre below its corners (+ smile, - frown), px

@@ -8,6 +8,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 
 from ferops.data import ClassMap, Fer2013Csv, ImageFolder
+from ferops.data.constants import usage_of
 from ferops.evaluation.predict import predict_probs
 from ferops.evaluation.report import write_evaluation_report
 from ferops.training.checkpoint import load_deployable
@@ -20,7 +21,7 @@ def load_external(path: str | Path, class_map: ClassMap, usage: str | None = Non
     source = ImageFolder(path, on_bad_rows=on_bad_rows) if path.is_dir() else Fer2013Csv(path, on_bad_rows=on_bad_rows)
     raw = class_map.apply(source.load())
     if usage:
-        wanted = {"training": "train", "publictest": "val", "privatetest": "test"}.get(usage.lower(), usage)
+        wanted = usage_of(usage) or usage
         keep = raw.usage == wanted
         if not keep.any():
             raise ValueError(f"{path}: no rows with usage {usage!r} (found {sorted(set(raw.usage.tolist()))})")

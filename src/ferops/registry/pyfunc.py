@@ -52,9 +52,20 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, DataType, Schema
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ferops.runtime import FACE_SIZE, LABELS_FILE, METADATA_FILE, MODEL_FILE, BundleModel, prepare_face, prepare_faces
+from ferops.runtime import (
+    FACE_SIZE,
+    LABELS_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    UNTRUSTED_FORMATS,
+    BundleModel,
+    ImageDecodeError,
+    prepare_face,
+    prepare_faces,
+)
+from ferops.runtime import decode_image as decode_face_bytes
 
 IMAGE_COLUMN = "image"
 LABEL_COLUMN = "label"
@@ -69,7 +80,7 @@ SERVING_PACKAGES = ("mlflow", "numpy", "pandas", "pillow", "ai-edge-litert")
 MAX_ROWS = 64
 MAX_IMAGE_BYTES = 1 << 20
 MAX_IMAGE_PIXELS = 2048 * 2048
-IMAGE_FORMATS = ("PNG", "JPEG")
+IMAGE_FORMATS = UNTRUSTED_FORMATS
 LIMIT_ENV = {"max_rows": "FEROPS_MAX_ROWS", "max_image_bytes": "FEROPS_MAX_IMAGE_BYTES", "max_pixels": "FEROPS_MAX_IMAGE_PIXELS"}
 
 
@@ -111,8 +122,8 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
 
 def decode_image(value: Any, max_image_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """One image (encoded PNG/JPEG bytes, a base64 string of them, or an array) -> uint8 [48,48]
-    (grayscale + resize by `ferops.runtime.prepare_face`). Raises `InvalidImageInput` for input
-    outside the limits (see the module doc) and for bytes that are not a complete PNG or JPEG."""
+    (`ferops.runtime.decode`, the decoder training and the runtime use). Raises `InvalidImageInput`
+    for input outside the limits (see the module doc) and for bytes that are not a complete PNG or JPEG."""
     if isinstance(value, np.ndarray) and value.dtype != object:
         if value.ndim >= 2:
             _check_pixels(int(value.shape[1]), int(value.shape[0]), max_pixels)
@@ -127,22 +138,10 @@ def decode_image(value: Any, max_image_bytes: int = MAX_IMAGE_BYTES, max_pixels:
             raise InvalidImageInput("image string is not base64") from err
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise InvalidImageInput(f"unsupported image value of type {type(value).__name__}")
-    data = bytes(value)
-    if len(data) > max_image_bytes:
-        raise InvalidImageInput(f"image is {len(data)} bytes, more than the limit of {max_image_bytes}")
     try:
-        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
-            _check_pixels(img.width, img.height, max_pixels)  # header only: nothing decoded yet
-            img.load()
-            return prepare_face(img)
-    except InvalidImageInput:
-        raise
-    except UnidentifiedImageError as err:
-        raise InvalidImageInput(f"cannot decode image bytes: not a {' or '.join(IMAGE_FORMATS)} image") from err
-    except Image.DecompressionBombError as err:  # PIL's own (wider) guard
-        raise InvalidImageInput(f"cannot decode image bytes: {err}") from err
-    except (OSError, SyntaxError, ValueError, EOFError) as err:  # truncated / corrupt data
-        raise InvalidImageInput(f"cannot decode image bytes (truncated or corrupt {' or '.join(IMAGE_FORMATS)}): {err}") from err
+        return decode_face_bytes(value, formats=IMAGE_FORMATS, max_bytes=max_image_bytes, max_pixels=max_pixels)
+    except ImageDecodeError as err:
+        raise InvalidImageInput(str(err)) from err.__cause__
 
 
 def to_image_batch(

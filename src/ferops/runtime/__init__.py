@@ -12,7 +12,15 @@ from ferops.runtime.bundle import (
     BundleModel,
     softmax,
 )
-from ferops.runtime.preprocess import FACE_SIZE, prepare_face, prepare_faces
+from ferops.runtime.decode import (
+    FACE_SIZE,
+    UNTRUSTED_FORMATS,
+    ImageDecodeError,
+    decode_image,
+    open_image,
+    prepare_face,
+    prepare_faces,
+)
 from ferops.runtime.tflite import TensorSpec, TFLiteModel, dequantize, quantize
 
 __all__ = [
@@ -20,11 +28,15 @@ __all__ = [
     "LABELS_FILE",
     "METADATA_FILE",
     "MODEL_FILE",
+    "UNTRUSTED_FORMATS",
     "BundleError",
     "BundleModel",
+    "ImageDecodeError",
     "TFLiteModel",
     "TensorSpec",
+    "decode_image",
     "dequantize",
+    "open_image",
     "prepare_face",
     "prepare_faces",
     "quantize",

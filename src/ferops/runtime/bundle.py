@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 from PIL import Image
 
-from ferops.runtime.preprocess import prepare_faces
+from ferops.runtime.decode import prepare_faces
 from ferops.runtime.tflite import TFLiteModel
 
 __all__ = [

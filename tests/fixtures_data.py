@@ -1,4 +1,4 @@
-"""Tiny synthetic fixtures in the real file formats, for tests (here and in other packages).
+"""Tiny synthetic fixtures in the real file formats, for tests (tests/ is on pythonpath: `from fixtures_data import ...`).
 
 Nothing here downloads or copies real data: pixels are seeded random noise.
 """
