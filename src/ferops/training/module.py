@@ -6,7 +6,6 @@ different losses compare on the same scale (timm's habit).
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timm.utils import ModelEmaV3
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
@@ -23,24 +23,24 @@ from ferops.seeding import derived_seed
 from ferops.training.mixup import mix_batch
 
 
-class EMA(nn.Module):
-    """Exponential moving average of a network's weights, with the usual warm-up
-    (decay grows as (1 + step) / (10 + step)) so early epochs are not dominated by the init."""
-
-    def __init__(self, net: nn.Module, decay: float):
-        super().__init__()
-        self.module = copy.deepcopy(net).eval().requires_grad_(False)
-        self.decay = decay
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-
-    @torch.no_grad()
-    def update(self, net: nn.Module) -> None:
-        self.steps += 1
-        d = min(self.decay, (1.0 + self.steps.item()) / (10.0 + self.steps.item()))
-        for ema_p, p in zip(self.module.parameters(), net.parameters(), strict=True):
-            ema_p.lerp_(p.detach(), 1.0 - d)
-        for ema_b, b in zip(self.module.buffers(), net.buffers(), strict=True):
-            ema_b.copy_(b)
+def build_ema(net: nn.Module, decay: float) -> ModelEmaV3:
+    """timm's EMA of `net`, with the warm-up ferops always used: after n updates the decay is
+    min(decay, (1 + n) / (10 + n)), so early epochs are not dominated by the init."""
+    # timm's warm-up is 1 - (1 + s / gamma) ** -power with s = step - update_after_step - 1:
+    # gamma=9, power=1, update_after_step=-2 give exactly (1 + n) / (10 + n) at step=n.
+    # exclude_buffers: BN statistics are copied, not averaged (as before); plain lerp (no
+    # stochastic rounding: the weights are float32, and its generator would not follow .to(device)).
+    ema = ModelEmaV3(
+        net,
+        decay=decay,
+        use_warmup=True,
+        warmup_gamma=9.0,
+        warmup_power=1.0,
+        update_after_step=-2,
+        exclude_buffers=True,
+        stochastic_rounding=False,
+    )
+    return ema.requires_grad_(False)  # never trained: DDP must not wait for its gradients
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_lr_ratio: float) -> Callable[[int], float]:
@@ -77,7 +77,8 @@ class FERClassifier(L.LightningModule):
         self.loss = loss
         self.optimizer_factory = optimizer
         self.class_names = list(class_names)
-        self.ema = EMA(net, ema_decay) if ema_decay > 0 else None
+        self.ema = build_ema(net, ema_decay) if ema_decay > 0 else None
+        self._ema_step = 0  # the optimizer step the EMA last took in
         self.mixup = dict(mixup or {})
         self.meta = dict(meta or {})
         self._mix_rng = np.random.default_rng(seed)  # reseeded every step in _reseed_step
@@ -135,9 +136,16 @@ class FERClassifier(L.LightningModule):
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def on_before_zero_grad(self, optimizer) -> None:
-        if self.ema is not None:
-            self.ema.update(self.net)
+    def on_train_start(self) -> None:
+        self._ema_step = self.global_step  # a resumed run continues from its checkpoint's step
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        # After the optimizer step (training_step runs inside its closure, before it): the average
+        # takes in the weights of every step, the last one included; once per step when
+        # gradients accumulate.
+        if self.ema is not None and self.global_step > self._ema_step:
+            self._ema_step = self.global_step
+            self.ema.update(self.net, step=self.global_step)
 
     def _eval_step(self, batch, loss_metric: MeanMetric, metrics: MetricCollection) -> torch.Tensor:
         images, labels = batch["image"].float(), batch["label"]
@@ -221,3 +229,8 @@ class FERClassifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Everything needed to rebuild the deployable model without Hydra or the data.
         checkpoint["ferops"] = {**self.meta, "class_names": self.class_names}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Checkpoints of the hand-written EMA (before timm's) also stored its update count; the
+        # count is now the global step, which Lightning restores.
+        checkpoint.get("state_dict", {}).pop("ema.steps", None)
