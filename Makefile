@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: params install run test test-slow mlflow-ui mlflow-server ui-deps ui-check clean
+.PHONY: params install run lint format test test-slow mlflow-ui mlflow-server ui-deps ui-check clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,17 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/dvc repro
+
+# Static checks (pyproject.toml [tool.ruff], [tool.mypy]); CI runs them before the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# What fixes most of `make lint`'s findings: the formatter, then ruff's safe fixes.
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 test: install
 	$(BIN)/python -m pytest -q --durations=15
