@@ -200,3 +200,22 @@ def test_bom_crlf_and_quoted_pixels(tmp_path):
     raw = Fer2013Csv(path).load()
     assert raw.labels.tolist() == [5] and raw.usage.tolist() == ["test"]
     np.testing.assert_array_equal(raw.images[0], pixels_of(7))
+
+
+def test_cache_key_covers_the_shared_decoding_modules():
+    """The CSV reader and pixel parser live in their own modules: editing them must still miss the cache."""
+    from ferops.data import csv_reader, fer2013, pixel_strings
+    from ferops.data.cache import file_sha256
+
+    digest = Fer2013Csv("unused.csv").code_digest()
+    for module in (fer2013, csv_reader, pixel_strings):
+        assert file_sha256(module.__file__) in digest
+
+
+def test_old_import_path_still_names_the_sources():
+    """Configs (`_target_: ferops.data.sources.Fer2013Csv`) and stored checkpoints name the old module."""
+    from ferops.data import fer2013, ferplus, image_folder, raw, sources
+
+    assert sources.Fer2013Csv is fer2013.Fer2013Csv and sources.FerPlus is ferplus.FerPlus
+    assert sources.ImageFolder is image_folder.ImageFolder and sources.RawData is raw.RawData
+    assert sources.decode_image is image_folder.decode_image and callable(sources.parse_pixel_strings)

@@ -1,7 +1,9 @@
 """The one image decoder: an image file, encoded bytes, a PIL image or an array -> uint8 gray ``[48, 48]``.
 
 Training-time image folders (`ferops.data.image_folder`), the runtime and the served pyfunc all decode
-here, so a face is turned into model input the same way everywhere. Numpy + Pillow only.
+here, so a face is turned into model input the same way everywhere. This is the only preprocessing
+outside the model (normalisation, channel repeat and any resize to the backbone's size are inside it).
+Numpy + Pillow only.
 
 One behaviour for every image mode:
 
