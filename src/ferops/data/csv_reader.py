@@ -17,8 +17,7 @@ from ferops.data.validation import DataIssue, DataValidationError
 def require_file(path: Path, what: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
-            f"{what} not found: {path} (fetch it with `dvc pull`, point the config at it, "
-            "or use the embedded `data=synthetic`)"
+            f"{what} not found: {path} (fetch it with `dvc pull`, point the config at it, or use the embedded `data=synthetic`)"
         )
     if path.stat().st_size == 0:
         raise DataValidationError(path, "file is empty")

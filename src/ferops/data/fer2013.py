@@ -59,9 +59,7 @@ class Fer2013Csv(Source):
             for i, value in enumerate(table.columns["usage"]):
                 u = usage_of(value)
                 if u is None:
-                    reasons.setdefault(i, []).append(
-                        f"unknown Usage {value!r} (expected Training, PublicTest or PrivateTest)"
-                    )
+                    reasons.setdefault(i, []).append(f"unknown Usage {value!r} (expected Training, PublicTest or PrivateTest)")
                 else:
                     usage[i] = u
         else:
@@ -72,9 +70,7 @@ class Fer2013Csv(Source):
         for i, reason in bad_pixels.items():
             reasons.setdefault(i, []).append(reason)
 
-        issues = table.issues + [
-            DataIssue(str(path), "; ".join(r), row=int(table.lines[i])) for i, r in reasons.items()
-        ]
+        issues = table.issues + [DataIssue(str(path), "; ".join(r), row=int(table.lines[i])) for i, r in reasons.items()]
         issues.sort(key=lambda q: q.row or 0)
         raise_if_bad(path, issues, self.on_bad_rows)
         keep = np.ones(len(table.lines), bool)

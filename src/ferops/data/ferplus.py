@@ -129,13 +129,9 @@ class FerPlus(Source):
         for i, u in enumerate(usage.tolist()):
             fu = fer_usage_by_pos.get(i)
             if u != "?" and fu is not None and u != fu:
-                reasons.setdefault(i, []).append(
-                    f"Usage {table.columns['usage'][i]!r} does not match the FER2013 row ({fu})"
-                )
+                reasons.setdefault(i, []).append(f"Usage {table.columns['usage'][i]!r} does not match the FER2013 row ({fu})")
 
-        issues = table.issues + [
-            DataIssue(str(path), "; ".join(r), row=int(table.lines[i])) for i, r in reasons.items()
-        ]
+        issues = table.issues + [DataIssue(str(path), "; ".join(r), row=int(table.lines[i])) for i, r in reasons.items()]
         issues.sort(key=lambda q: q.row or 0)
         raise_if_bad(path, issues, self.on_bad_rows)
 

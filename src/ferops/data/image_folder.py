@@ -61,9 +61,7 @@ class ImageFolder(Source):
             raise FileNotFoundError(f"image folder not found: {self.root}")
         subdirs = [p for p in self._entries(self.root) if p.is_dir()]
         if not subdirs:
-            raise DataValidationError(
-                self.root, "no class folders found (expected <root>/<class>/* or <root>/train/<class>/*)"
-            )
+            raise DataValidationError(self.root, "no class folders found (expected <root>/<class>/* or <root>/train/<class>/*)")
         if any(usage_of(p.name) for p in subdirs):
             out = []
             for split_dir in subdirs:

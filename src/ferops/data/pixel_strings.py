@@ -9,9 +9,7 @@ import numpy as np
 from ferops.data.constants import N_PIXELS
 
 
-def parse_pixel_strings(
-    strings: Sequence[str], n_pixels: int = N_PIXELS, chunk: int = 1024
-) -> tuple[np.ndarray, dict[int, str]]:
+def parse_pixel_strings(strings: Sequence[str], n_pixels: int = N_PIXELS, chunk: int = 1024) -> tuple[np.ndarray, dict[int, str]]:
     """Decode space-separated pixel strings into uint8 [N, n_pixels], vectorised over bytes.
 
     Returns the pixels (zeros on bad rows) and ``{row index: reason}`` for rows with a wrong count,

@@ -87,9 +87,7 @@ class RawData:
         for usage in USAGES:
             lab = self.labels[self.usage == usage]
             if len(lab):
-                out[usage] = {
-                    c: int(n) for c, n in zip(self.class_names, np.bincount(lab, minlength=len(self.class_names)))
-                }
+                out[usage] = {c: int(n) for c, n in zip(self.class_names, np.bincount(lab, minlength=len(self.class_names)))}
         return out
 
     # -- cache (de)serialisation

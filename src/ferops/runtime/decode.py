@@ -55,7 +55,7 @@ class ImageDecodeError(ValueError):
 
 
 def open_image(
-    source: str | os.PathLike | bytes | bytearray | memoryview,
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
     formats: Sequence[str] | None = None,
     max_bytes: int | None = None,
     max_pixels: int | None = None,
@@ -63,9 +63,10 @@ def open_image(
     """An image file or encoded bytes -> a loaded PIL image. Limits are checked before decoding:
     ``max_bytes`` on the encoded size, ``max_pixels`` on the header's width x height (a small PNG
     may hold gigapixels of zeros); truncated or corrupt data is refused, not padded."""
-    is_file = isinstance(source, (str, os.PathLike))
-    what = "image file" if is_file else "image bytes"
-    data = Path(source).read_bytes() if is_file else bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        what, data = "image file", Path(source).read_bytes()
+    else:
+        what, data = "image bytes", bytes(source)
     if max_bytes is not None and len(data) > max_bytes:
         raise ImageDecodeError(f"image is {len(data)} bytes, more than the limit of {max_bytes}")
     names = " or ".join(formats) if formats else ""
@@ -155,7 +156,7 @@ def prepare_faces(faces: Iterable[Image.Image | np.ndarray], size: int = FACE_SI
 
 
 def decode_image(
-    source: str | os.PathLike | bytes | bytearray | memoryview,
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
     size: int = FACE_SIZE,
     formats: Sequence[str] | None = None,
     max_bytes: int | None = None,
