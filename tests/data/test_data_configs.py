@@ -69,3 +69,11 @@ def test_synthetic_with_class_maps(class_map, n):
 def test_ferplus_soft_sets_mode():
     dm = instantiate(compose_data("+data=ferplus_soft"))
     assert dm.source.mode == "soft" and dm.source.tie_policy == "drop"
+
+
+def test_sources_share_one_base_and_each_sets_its_path():
+    # conf/data/_base_/datamodule.yaml holds the common keys (path: ??? there); it is no data= option
+    assert (CONF / "data" / "_base_" / "datamodule.yaml").is_file() and "datamodule" not in DATA_CONFIGS
+    for name in DATA_CONFIGS:
+        cfg = compose_data(f"+data={name}")
+        assert not OmegaConf.is_missing(cfg, "path") and cfg.path, name
