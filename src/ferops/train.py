@@ -12,7 +12,7 @@ from ferops.training.resume import find_run_dir
 from ferops.training.train import main_metric, train
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     # resume=true|PATH continues an earlier run directory; its Hydra run dir stays empty.
