@@ -26,7 +26,7 @@ def _texts(fig: Figure) -> list[str]:
     return [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
 
 
-def _axes_titled(fig: Figure, title: str):  # noqa: ANN202
+def _axes_titled(fig: Figure, title: str):
     (ax,) = [a for a in fig.axes if a.get_title() == title]
     return ax
 
@@ -146,8 +146,7 @@ def test_confident_mistakes(tmp_path: Path, faces: tuple[np.ndarray, np.ndarray]
     y_true = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2])
     y_pred = np.array([0, 2, 2, 1, 1, 0, 0, 1, 2, 0, 1, 2])  # wrong at 1, 3, 5
     conf = np.array([0.9, 0.6, 0.9, 0.95, 0.9, 0.7, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])
-    fig = plots.plot_confident_mistakes(images, y_true, y_pred, conf, NAMES, max_images=2,
-                                        out_path=tmp_path / "m.png")
+    fig = plots.plot_confident_mistakes(images, y_true, y_pred, conf, NAMES, max_images=2, out_path=tmp_path / "m.png")
     assert _is_png(tmp_path / "m.png")
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["true: angry\npred: happy 0.95", "true: sad\npred: angry 0.70"]  # most confident first

@@ -128,8 +128,14 @@ def test_report_refuses_bad_inputs(tmp_path: Path) -> None:
 def test_data_stats_counts() -> None:
     stats = data_stats({"train": [0, 0, 2], "val": [1]}, NAMES)
     assert stats == {
-        "n_images/train": 3.0, "count/train/angry": 2.0, "count/train/happy": 0.0, "count/train/sad": 1.0,
-        "n_images/val": 1.0, "count/val/angry": 0.0, "count/val/happy": 1.0, "count/val/sad": 0.0,
+        "n_images/train": 3.0,
+        "count/train/angry": 2.0,
+        "count/train/happy": 0.0,
+        "count/train/sad": 1.0,
+        "n_images/val": 1.0,
+        "count/val/angry": 0.0,
+        "count/val/happy": 1.0,
+        "count/val/sad": 0.0,
     }
     with pytest.raises(ValueError, match="outside"):
         data_stats({"train": [0, 3]}, NAMES)
@@ -140,8 +146,13 @@ def test_write_data_report(tmp_path: Path) -> None:
     train = (rng.integers(0, 256, (9, 48, 48), dtype=np.uint8), np.array([0, 1, 2] * 3))
     val = (rng.integers(0, 256, (3, 48, 48), dtype=np.uint8), np.array([0, 1, 1]))
     test = (None, np.array([2, 2]))
-    result = write_data_report({"train": train, "val": val, "test": test}, NAMES, tmp_path,
-                               stats={"fingerprint": "abc", "dropped_rows": 2}, n_per_class=2)
+    result = write_data_report(
+        {"train": train, "val": val, "test": test},
+        NAMES,
+        tmp_path,
+        stats={"fingerprint": "abc", "dropped_rows": 2},
+        n_per_class=2,
+    )
     assert {p.name for p in tmp_path.iterdir()} == {"data_stats.json", "class_distribution.png", "samples.png"}
     assert [Path(p).name for p in result["files"]] == ["data_stats.json", "class_distribution.png", "samples.png"]
     written = json.loads((tmp_path / "data_stats.json").read_text())

@@ -12,6 +12,7 @@ Face images are ``uint8 [N, 48, 48]`` shown with a gray colour map on a fixed
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -22,7 +23,7 @@ __all__ = ["DPI", "check_images", "finish", "new_figure", "save_figure", "show_f
 DPI = 110
 
 
-def new_figure(figsize: tuple[float, float], **kwargs: object) -> Figure:
+def new_figure(figsize: tuple[float, float], **kwargs: Any) -> Figure:
     """A Figure with an Agg canvas attached (independent of pyplot and of the session's backend)."""
     fig = Figure(figsize=figsize, dpi=DPI, **kwargs)
     FigureCanvasAgg(fig)

@@ -141,9 +141,7 @@ def per_class_metrics(y_true: object, y_pred: object, n_classes: int) -> dict[st
     ``{"support", "predicted"}`` (int64: true count and predicted count per class).
     """
     t, p = _check_pair(y_true, y_pred, n_classes)
-    precision, recall, f1, support = skm.precision_recall_fscore_support(
-        t, p, labels=np.arange(n_classes), zero_division=0
-    )
+    precision, recall, f1, support = skm.precision_recall_fscore_support(t, p, labels=np.arange(n_classes), zero_division=0)
     return {
         "precision": precision.astype(np.float64),
         "recall": recall.astype(np.float64),

@@ -50,13 +50,19 @@ def plot_class_distribution(
     for k, s in enumerate(splits):
         offset = (k - (len(splits) - 1) / 2) * width
         c = counts[s]
-        bars = ax_count.bar(x + offset, c, width=width, color=palette[k % len(palette)], edgecolor="0.25",
-                            linewidth=0.4, label=f"{s} (n={int(c.sum())})")
+        bars = ax_count.bar(
+            x + offset,
+            c,
+            width=width,
+            color=palette[k % len(palette)],
+            edgecolor="0.25",
+            linewidth=0.4,
+            label=f"{s} (n={int(c.sum())})",
+        )
         if annotate:
             ax_count.bar_label(bars, fontsize=6.5, padding=1, rotation=90)
         share = c / c.sum() if c.sum() else np.zeros(n)
-        ax_share.bar(x + offset, share, width=width, color=palette[k % len(palette)], edgecolor="0.25",
-                     linewidth=0.4, label=s)
+        ax_share.bar(x + offset, share, width=width, color=palette[k % len(palette)], edgecolor="0.25", linewidth=0.4, label=s)
     rot, ha = (30, "right") if n > 5 else (0, "center")
     ax_count.set_xticks(x, labels=class_names, rotation=rot, ha=ha)
     ax_count.set_ylabel("Images")
@@ -94,8 +100,16 @@ def plot_sample_grid(
     rng = np.random.default_rng(seed)
     tile = 0.95
     fig = new_figure((tile * n_per_class + 1.6, tile * n + 0.7))
-    grid = fig.add_gridspec(n, n_per_class, left=1.5 / (tile * n_per_class + 1.6), right=0.99,
-                            top=1 - 0.55 / (tile * n + 0.7), bottom=0.01, wspace=0.06, hspace=0.06)
+    grid = fig.add_gridspec(
+        n,
+        n_per_class,
+        left=1.5 / (tile * n_per_class + 1.6),
+        right=0.99,
+        top=1 - 0.55 / (tile * n + 0.7),
+        bottom=0.01,
+        wspace=0.06,
+        hspace=0.06,
+    )
     for c in range(n):
         idx = np.flatnonzero(labels == c)
         chosen = rng.choice(idx, size=min(n_per_class, idx.size), replace=False) if idx.size else idx
@@ -106,10 +120,8 @@ def plot_sample_grid(
             else:
                 ax.axis("off")
             if j == 0:
-                ax.set_ylabel(f"{class_names[c]}\n(n={idx.size})", rotation=0, ha="right", va="center",
-                              fontsize=9, labelpad=6)
+                ax.set_ylabel(f"{class_names[c]}\n(n={idx.size})", rotation=0, ha="right", va="center", fontsize=9, labelpad=6)
                 if not chosen.size:  # axis is off: label it with text instead
-                    ax.text(-0.08, 0.5, f"{class_names[c]}\n(n=0)", transform=ax.transAxes, ha="right",
-                            va="center", fontsize=9)
+                    ax.text(-0.08, 0.5, f"{class_names[c]}\n(n=0)", transform=ax.transAxes, ha="right", va="center", fontsize=9)
     fig.suptitle(title, fontsize=12)
     return finish(fig, out_path)

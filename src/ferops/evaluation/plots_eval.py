@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 
 from ferops.evaluation.figures import check_images, finish, new_figure, show_face, text_figure
 from ferops.evaluation.metrics import ReliabilityBins
@@ -25,7 +26,7 @@ def _draw_matrix(
     title: str,
     vmax: float,
     blank_rows: np.ndarray | None = None,
-) -> object:
+) -> AxesImage:
     """Heat map with a value in every cell; rows flagged in ``blank_rows`` show "–" (undefined)."""
     n = matrix.shape[0]
     im = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=vmax if vmax > 0 else 1, interpolation="nearest")
@@ -77,8 +78,7 @@ def plot_confusion_matrix(
     ax_counts, ax_norm = fig.subplots(1, 2)
     im = _draw_matrix(ax_counts, cm.astype(np.int64), class_names, "d", "Counts", float(cm.max()))
     fig.colorbar(im, ax=ax_counts, shrink=0.8, label="samples")
-    im = _draw_matrix(ax_norm, norm, class_names, ".2f", "Normalised by true class (recall)", 1.0,
-                      blank_rows=support[:, 0] == 0)
+    im = _draw_matrix(ax_norm, norm, class_names, ".2f", "Normalised by true class (recall)", 1.0, blank_rows=support[:, 0] == 0)
     fig.colorbar(im, ax=ax_norm, shrink=0.8, label="fraction of true class")
     total = int(cm.sum())
     acc = np.trace(cm) / total if total else 0.0
@@ -150,12 +150,30 @@ def plot_reliability_diagram(
     acc = np.where(filled, bins.accuracy, 0.0)
     conf = np.where(filled, bins.confidence, 0.0)
 
-    ax.bar(bins.lower[filled], acc[filled], width=width[filled], align="edge", color="#4C72B0",
-           edgecolor="0.2", linewidth=0.6, label="accuracy")
+    ax.bar(
+        bins.lower[filled],
+        acc[filled],
+        width=width[filled],
+        align="edge",
+        color="#4C72B0",
+        edgecolor="0.2",
+        linewidth=0.6,
+        label="accuracy",
+    )
     gap_bottom = np.minimum(acc, conf)[filled]
     gap_height = np.abs(conf - acc)[filled]
-    ax.bar(bins.lower[filled], gap_height, bottom=gap_bottom, width=width[filled], align="edge",
-           facecolor="none", edgecolor="#C44E52", hatch="///", linewidth=0.8, label="gap to confidence")
+    ax.bar(
+        bins.lower[filled],
+        gap_height,
+        bottom=gap_bottom,
+        width=width[filled],
+        align="edge",
+        facecolor="none",
+        edgecolor="#C44E52",
+        hatch="///",
+        linewidth=0.8,
+        label="gap to confidence",
+    )
     ax.plot([0, 1], [0, 1], linestyle="--", color="0.35", linewidth=1.0, label="perfect calibration")
     ax.plot(conf[filled], acc[filled], "o", color="black", markersize=3.5, label="bin (mean conf, acc)")
     ax.set_xlim(0, 1)
@@ -203,12 +221,12 @@ def plot_confident_mistakes(
     n_rows = int(np.ceil(order.size / n_cols))
     tile_w, tile_h = 1.25, 1.6
     fig = new_figure((tile_w * n_cols + 0.2, tile_h * n_rows + 0.6))
-    grid = fig.add_gridspec(n_rows, n_cols, left=0.01, right=0.99, bottom=0.01,
-                            top=1 - 0.6 / (tile_h * n_rows + 0.6), wspace=0.08, hspace=0.55)
+    grid = fig.add_gridspec(
+        n_rows, n_cols, left=0.01, right=0.99, bottom=0.01, top=1 - 0.6 / (tile_h * n_rows + 0.6), wspace=0.08, hspace=0.55
+    )
     for k, i in enumerate(order):
         ax = fig.add_subplot(grid[k // n_cols, k % n_cols])
         show_face(ax, imgs[i])
-        ax.set_title(f"true: {class_names[t[i]]}\npred: {class_names[p[i]]} {conf[i]:.2f}", fontsize=7.5,
-                     color="#8B0000", pad=3)
+        ax.set_title(f"true: {class_names[t[i]]}\npred: {class_names[p[i]]} {conf[i]:.2f}", fontsize=7.5, color="#8B0000", pad=3)
     fig.suptitle(f"{title} ({order.size} of {wrong.size} errors)", fontsize=12)
     return finish(fig, out_path)

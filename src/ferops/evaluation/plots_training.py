@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -14,10 +15,10 @@ from ferops.evaluation.figures import finish, new_figure, text_figure
 __all__ = ["plot_training_curves"]
 
 
-def _points(series: object) -> tuple[np.ndarray, np.ndarray]:
+def _points(series: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
     """``[(step, value), ...]`` or objects with ``.step`` / ``.value`` (MLflow ``Metric``) -> sorted arrays."""
     pairs = []
-    for item in series:  # type: ignore[union-attr]
+    for item in series:
         if hasattr(item, "step") and hasattr(item, "value"):
             pairs.append((float(item.step), float(item.value)))
         else:
@@ -50,7 +51,7 @@ def _panel_of(name: str) -> str:
 
 
 def plot_training_curves(
-    history: Mapping[str, object],
+    history: Mapping[str, Iterable[Any]],
     title: str = "Training curves",
     x_label: str = "step",
     out_path: str | Path | None = None,
@@ -83,8 +84,16 @@ def plot_training_curves(
             dashed = "val" in name.lower()
             marker = "o" if steps.size <= 30 else None
             color = colors[bases.index(_base_name(name)) % len(colors)]
-            ax.plot(steps, values, linestyle="--" if dashed else "-", marker=marker, markersize=3, linewidth=1.4,
-                    color=color, label=name)
+            ax.plot(
+                steps,
+                values,
+                linestyle="--" if dashed else "-",
+                marker=marker,
+                markersize=3,
+                linewidth=1.4,
+                color=color,
+                label=name,
+            )
         ax.set_title(panel_titles[kind])
         ax.set_xlabel(x_label)
         ax.set_ylabel({"loss": "loss", "score": "score"}.get(kind, "value"))

@@ -166,8 +166,9 @@ def write_evaluation_report(
         figures.append(
             (
                 "mistakes.png",
-                plot_confident_mistakes(imgs, t, y_pred, confidence, names, max_images=max_mistakes,
-                                              title=f"{lead}Most confident mistakes"),
+                plot_confident_mistakes(
+                    imgs, t, y_pred, confidence, names, max_images=max_mistakes, title=f"{lead}Most confident mistakes"
+                ),
             )
         )
     for name, fig in figures:
@@ -224,10 +225,12 @@ def write_data_report(
     merged: dict[str, object] = dict(data_stats(labels, names))
     merged.update(stats or {})
     files = [_write_json(out / f"{prefix}data_stats.json", merged)]
-    files.append(save_figure(
-        plot_class_distribution(labels, names, title=f"{lead}Class distribution"),
-        out / f"{prefix}class_distribution.png",
-    ))
+    files.append(
+        save_figure(
+            plot_class_distribution(labels, names, title=f"{lead}Class distribution"),
+            out / f"{prefix}class_distribution.png",
+        )
+    )
 
     with_images = [s for s, (imgs, _) in splits.items() if imgs is not None]
     if sample_split is None:
@@ -236,7 +239,8 @@ def write_data_report(
         if sample_split not in with_images:
             raise ValueError(f"sample_split {sample_split!r} has no images; splits with images: {with_images}")
         imgs, lab = splits[sample_split]
-        fig = plot_sample_grid(imgs, lab, names, n_per_class=n_per_class, seed=seed,
-                                     title=f"{lead}Samples per class ({sample_split} split)")
+        fig = plot_sample_grid(
+            imgs, lab, names, n_per_class=n_per_class, seed=seed, title=f"{lead}Samples per class ({sample_split} split)"
+        )
         files.append(save_figure(fig, out / f"{prefix}samples.png"))
     return {"stats": merged, "files": files}
