@@ -105,7 +105,7 @@ def test_after_transfer_augments_only_while_training(synthetic_dm):
     assert out["image"].dtype == torch.float32 and torch.equal(out["image"], ref)
     dm.trainer = SimpleNamespace(training=False)
     assert torch.equal(dm.on_after_batch_transfer({k: v.clone() for k, v in batch.items()}, 0)["image"], ref)
-    dm.trainer = SimpleNamespace(training=True)
+    dm.trainer = SimpleNamespace(training=True, global_step=0, global_rank=0)  # the step keys the augmentation seed
     aug = dm.on_after_batch_transfer({k: v.clone() for k, v in batch.items()}, 0)["image"]
     dm.trainer = None
     assert aug.shape == ref.shape and not torch.equal(aug, ref)
