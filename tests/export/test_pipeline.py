@@ -60,10 +60,11 @@ def test_flat_metrics_for_mlflow(exported):
     assert all(isinstance(v, float) for v in flat.values())
 
 
-def test_default_yaml_matches_export_config():
+def test_conf_export_yaml_holds_the_export_config_defaults():
+    # the file is generated from ExportConfig (tests/test_typed_config.py checks the text)
     raw = yaml.safe_load((REPO / "conf" / "export" / "default.yaml").read_text())
     cfg = ExportConfig.from_mapping(raw)
-    assert cfg.to_dict() == ExportConfig().to_dict()  # the YAML documents the code defaults
+    assert cfg.to_dict() == ExportConfig().to_dict()
     assert isinstance(cfg.gates.max_onnx_logit_diff, float)
 
 
@@ -76,6 +77,8 @@ def test_config_rejects_unknown_and_bad_options():
         ExportConfig.from_mapping({"input_dtype": "float32"})
     cfg = load_config(None, ["gates.max_int8_acc_drop_points=0.5", "input_dtype=uint8"])
     assert ExportConfig.from_mapping(cfg).gates.max_int8_acc_drop_points == 0.5
+    with pytest.raises(SystemExit, match="no such file"):
+        load_config(REPO / "no-such-export.yaml", [])
 
 
 def test_config_from_hydra_dictconfig():

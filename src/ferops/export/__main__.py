@@ -20,8 +20,6 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "conf" / "export" / "default.yaml"
-
 log = logging.getLogger("ferops.export")
 
 
@@ -33,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-usage", default="test", help="usage value of the rows to score (default: test)")
     p.add_argument("--calib-usage", default="train", help="usage value of the calibration rows (default: train)")
     p.add_argument("--out", required=True, type=Path, help="output directory (exports/, metrics.json, bundle/)")
-    p.add_argument("--config", type=Path, default=None, help=f"export options YAML (default: {DEFAULT_CONFIG.name} in conf/export)")
+    p.add_argument("--config", type=Path, default=None, help="export options YAML, over the built-in ExportConfig defaults (which conf/export/default.yaml is generated from)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an option, e.g. gates.max_int8_acc_drop_points=0.5")
     p.add_argument("--run-id", default=None, help="MLflow run id recorded in the bundle's lineage")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
@@ -41,10 +39,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load_config(path: Path | None, overrides: list[str]) -> dict[str, Any]:
+    """ExportConfig's defaults, then the ``--config`` YAML (if given), then the ``--set`` overrides.
+    No conf/ lookup: an installed package has none, and conf/export/default.yaml is generated from
+    those same defaults."""
     from omegaconf import OmegaConf
 
-    path = path or DEFAULT_CONFIG
-    base = OmegaConf.load(path) if path.is_file() else OmegaConf.create({})
+    if path is None:
+        base = OmegaConf.create({})
+        log.info("export options: built-in ExportConfig defaults%s", f" + {len(overrides)} --set override(s)" if overrides else "")
+    elif not path.is_file():  # a mistyped --config must not silently mean "the defaults"
+        raise SystemExit(f"--config {path}: no such file")
+    else:
+        base = OmegaConf.load(path)
+        log.info("export options: %s over the built-in ExportConfig defaults", path)
     merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
     return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
 

@@ -1,4 +1,7 @@
-"""Export options: one typed object built from ``conf/export/default.yaml`` (plain keys, no ``_target_``).
+"""Export options: one typed object, the source of truth for every option's name, default and description.
+
+``conf/export/default.yaml`` (the Hydra ``export`` group) is generated from it:
+``python -m ferops.typed_config`` after changing a field here, then ``make params``.
 
 ``ExportConfig.from_mapping(cfg)`` takes a dict or an OmegaConf ``DictConfig`` (e.g. ``cfg.export``
 of the composed Hydra config or the ``export`` block of params.yaml) and rejects unknown keys,
@@ -12,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ferops.typed_config import build_dataclass
+from ferops.typed_config import build_dataclass, dataclass_yaml, option
 
 __all__ = ["ExportConfig", "GateConfig"]
 
@@ -23,18 +26,15 @@ _IO_DTYPES = ("int8", "uint8")
 class GateConfig:
     """Thresholds that make the export fail (``None`` switches a gate off)."""
 
-    enforce: bool = True
-    # int8 TFLite accuracy may be at most this many percentage points below fp32 PyTorch
-    # (same name as registry.gates.max_int8_acc_drop_points, the promotion gate on the same number).
-    max_int8_acc_drop_points: float | None = 1.0
-    # Share of eval images on which int8 TFLite and fp32 PyTorch predict the same class.
-    min_int8_agreement: float | None = 0.98
+    enforce: bool = option(True, "false: record the gates in metrics.json but never fail")
+    # Same name as registry.gates.max_int8_acc_drop_points, the promotion gate on the same number.
+    max_int8_acc_drop_points: float | None = option(1.0, "percentage points, int8 TFLite vs fp32 PyTorch (null: off)")
+    min_int8_agreement: float | None = option(0.98, "top-1 agreement int8 TFLite vs fp32 PyTorch (null: off)")
     # Conversion sanity: largest |logit difference| vs PyTorch on the eval images.
-    max_onnx_logit_diff: float | None = 1e-3
-    max_tflite_fp32_logit_diff: float | None = 1e-2
-    # Deprecated old name of max_int8_acc_drop_points: still in conf/ so that existing
-    # `-S export.gates.max_accuracy_drop=...` overrides compose; when set it wins, with a warning.
-    max_accuracy_drop: float | None = None
+    max_onnx_logit_diff: float | None = option(1e-3, "max |logit(ONNX Runtime) - logit(PyTorch)| (null: off)")
+    max_tflite_fp32_logit_diff: float | None = option(1e-2, "max |logit(fp32 TFLite) - logit(PyTorch)| (null: off)")
+    # Kept in conf/ so that existing `-S export.gates.max_accuracy_drop=...` overrides still compose.
+    max_accuracy_drop: float | None = option(None, "deprecated old name of max_int8_acc_drop_points (set: it wins, with a warning)")
 
     def __post_init__(self) -> None:
         if self.max_accuracy_drop is not None:
@@ -45,36 +45,30 @@ class GateConfig:
 
 @dataclass
 class ExportConfig:
-    opset: int = 17
-    # "auto": TorchScript exporter, dynamo (opset >= 18) when its graph keeps dynamic shape ops; or force one.
-    onnx_exporter: str = "auto"
-    # Fold constants/shapes and rewrite Expand/Tile from Tensor.repeat before onnx2tf (ferops.export.onnx.simplify_onnx).
-    simplify_onnx: bool = True
-    image_size: int = 48
-    input_name: str = "image"
-    output_name: str = "logits"
-    # dtype of the int8 model's input and output tensors (the EdgeTPU takes either).
-    input_dtype: str = "int8"
-    output_dtype: str = "int8"
-    # Calibration: this many training images, stratified by class.
-    n_calibration: int = 500
-    calibration_seed: int | None = None  # None: 0 here; the export stage passes the run's seed
-    # Put one 0 and one 255 pixel into the first calibration image so the input scale is exactly 1
-    # (raw pixels map to integers without rounding).
-    pin_input_range: bool = True
-    # Evaluate at most this many eval images (null: all of them).
-    max_eval_images: int | None = None
-    # CPU latency per face: batch 1, this many threads, median and p95 over n_latency_runs.
-    n_latency_runs: int = 200
-    n_latency_warmup: int = 20
-    latency_threads: int = 1
-    # EdgeTPU: "auto" compiles when `edgetpu_compiler` is on PATH, "off" never, else a path to the binary.
-    edgetpu_compiler: str = "auto"
-    edgetpu_compiler_timeout_s: int = 300
-    require_edgetpu_compatible: bool = False
-    keep_saved_model: bool = True
-    progress: bool = True
-    gates: GateConfig = field(default_factory=GateConfig)
+    opset: int = option(17, "ONNX opset (static batch 1); the dynamo exporter uses max(opset, 18)")
+    onnx_exporter: str = option("auto", "auto: TorchScript, dynamo if its graph keeps dynamic shape ops (timm tf_*); torchscript; dynamo")
+    # ferops.export.onnx.simplify_onnx, before onnx2tf
+    simplify_onnx: bool = option(True, "fold shapes/constants, Tensor.repeat's Expand/Tile -> Concat (onnx2tf, EdgeTPU)")
+    image_size: int = option(48, "model input: float [1, 1, 48, 48] raw pixels 0..255")
+    input_name: str = option("image")
+    output_name: str = option("logits")
+    input_dtype: str = option("int8", section="int8 TFLite input / output tensor dtype: int8 or uint8 (the EdgeTPU takes either).")
+    output_dtype: str = option("int8")
+    n_calibration: int = option(500, "training images, stratified by class")
+    calibration_seed: int | None = option(None, "null: the run's `seed` (python -m ferops.export: 0)")
+    # One 0 and one 255 pixel go into the first calibration image, so raw pixels map to integers.
+    pin_input_range: bool = option(True, "input scale exactly 1.0: raw pixels quantise without rounding")
+    max_eval_images: int | None = option(None, "null: score every eval image", section=" ")
+    n_latency_runs: int = option(200, section="CPU latency per face: batch 1, latency_threads threads, median and p95 over n_latency_runs.")
+    n_latency_warmup: int = option(20)
+    latency_threads: int = option(1)
+    edgetpu_compiler: str = option("auto", "auto: use edgetpu_compiler when on PATH; off; or a path to the binary", section=" ")
+    edgetpu_compiler_timeout_s: int = option(300)
+    # The export's own gate; registry.gates.require_edgetpu_compatible is the promotion gate on the version tag.
+    require_edgetpu_compatible: bool = option(False, "true: an op that would run on the CPU fails the export")
+    keep_saved_model: bool = option(True)
+    progress: bool = option(True)
+    gates: GateConfig = field(default_factory=GateConfig, metadata={"section": " "})  # " ": a blank line before it
 
     def __post_init__(self) -> None:
         if self.calibration_seed is None:
@@ -116,4 +110,16 @@ def _to_plain(cfg: Any) -> dict[str, Any]:
         pass
     return {k: (_to_plain(v) if isinstance(v, Mapping) else v) for k, v in dict(cfg).items()}
 
+
+_HEADER = """\
+GENERATED from ferops.export.config.ExportConfig by `python -m ferops.typed_config`: edit the
+dataclass, not this file (then `make params`).
+Export chain (ferops.export.run_export): PyTorch -> ONNX -> onnx2tf (SavedModel NHWC + fp32 TFLite)
+-> full-int8 TFLite -> EdgeTPU check -> bundle. Plain options (no _target_): read by
+ferops.export.ExportConfig.from_mapping, which rejects unknown keys."""
+
+
+def export_conf_yaml() -> str:
+    """The text of ``conf/export/default.yaml``: the defaults of :class:`ExportConfig`, documented."""
+    return dataclass_yaml(ExportConfig, _HEADER)
 
