@@ -21,16 +21,20 @@ def test_client_points_runs_and_registry_at_the_project_store(tmp_path, monkeypa
 
 
 def test_client_set_default_moves_the_fluent_api(tmp_path, monkeypatch):
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)  # set_registry_uri exports it
+    # the fluent API's store is process-global: restored after the test
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
+    monkeypatch.setattr(registry_utils, "_registry_uri", None)
     before = mlflow.get_tracking_uri()
-    try:
-        tracking.client(f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}")
-        assert mlflow.get_tracking_uri() == before
-        tracking.client(set_default=True)
-        assert mlflow.get_tracking_uri() == uri and mlflow.get_registry_uri() == uri
-    finally:
-        mlflow.set_tracking_uri(before)
+    tracking.client(f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}")
+    assert mlflow.get_tracking_uri() == before
+    tracking.client(set_default=True)
+    assert mlflow.get_tracking_uri() == uri and mlflow.get_registry_uri() == uri
 
 
 def test_flatten_params_nests_cuts_and_cleans_keys():
