@@ -6,7 +6,6 @@ different losses compare on the same scale (timm's habit).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -43,14 +42,20 @@ def build_ema(net: nn.Module, decay: float) -> ModelEmaV3:
     return ema.requires_grad_(False)  # never trained: DDP must not wait for its gradients
 
 
-def warmup_cosine(total_steps: int, warmup_steps: int, min_lr_ratio: float) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_lr_ratio: float
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per step: linear warm-up from lr / warmup_steps to lr over `warmup_steps`, then cosine decay
+    to min_lr_ratio * lr at `total_steps`."""
+    warmup_steps = max(1, warmup_steps)
+    # torch's floor (eta_min) is one lr for every param group: min_lr_ratio x the lowest group lr, so
+    # no group's lr ever rises (exactly the ratio of each group when backbone_lr_mult = 1).
+    floor = min_lr_ratio * min(g["lr"] for g in optimizer.param_groups)
+    warmup = torch.optim.lr_scheduler.LinearLR(
+        optimizer, start_factor=1.0 / warmup_steps, end_factor=1.0, total_iters=max(1, warmup_steps - 1)
+    )
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=floor)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
 
 
 class FERClassifier(L.LightningModule):
@@ -222,7 +227,7 @@ class FERClassifier(L.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         max_epochs = max(1, self.trainer.max_epochs or 1)
         warmup = int(round(self.hparams.warmup_epochs * total / max_epochs))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, max(1, warmup), self.hparams.min_lr_ratio))
+        scheduler = warmup_cosine(optimizer, total, warmup, self.hparams.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # -- checkpoint ------------------------------------------------------------------------
