@@ -10,7 +10,11 @@ import lightning as L
 class StagedUnfreeze(L.Callback):
     """Keep the backbone frozen (weights and BN statistics) for the first `freeze_epochs`,
     training only the head; afterwards everything trains, the backbone at its own
-    (discriminative) learning rate set in `FERClassifier.configure_optimizers`."""
+    (discriminative) learning rate set in `FERClassifier.configure_optimizers`.
+
+    Not Lightning's `BackboneFinetuning`: it keeps the backbone out of the optimizer and adds it as
+    a new param group at the unfreeze epoch, outside the per-step warm-up + cosine schedule (whose
+    groups are fixed at the start), and it keeps BN statistics training while frozen."""
 
     def __init__(self, freeze_epochs: int = 0):
         self.freeze_epochs = freeze_epochs
@@ -30,7 +34,11 @@ class StagedUnfreeze(L.Callback):
 class ImagesPerSecond(L.Callback):
     """Logs `train/images_per_sec` each epoch: training throughput, data work included,
     validation excluded (Lightning validates before `on_train_epoch_end`, so the clock stops at
-    the last training batch)."""
+    the last training batch).
+
+    Not Lightning's `ThroughputMonitor`: that one logs rolling-window step values under
+    `train/samples_per_sec` straight to the logger (not `callback_metrics`); the docs' results
+    table and the MLflow runs compare this one value per epoch."""
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._images, self._start = 0, time.perf_counter()
