@@ -138,7 +138,7 @@ def load_deployable(ckpt_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         model_cfg["pretrained_path"] = None
     net = instantiate(model_cfg, num_classes=len(meta["class_names"]))
     pre = meta["preprocessing"]
-    preprocess = Preprocess(input_size=pre["input_size"], in_chans=pre["in_chans"], mean=pre["mean"], std=pre["std"])
+    preprocess = Preprocess.from_dict(pre)
     state = ckpt["state_dict"]
     prefix = "ema.module." if any(k.startswith("ema.module.") for k in state) else "net."
     net.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})

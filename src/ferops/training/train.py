@@ -44,7 +44,7 @@ def build_module(cfg: DictConfig, datamodule) -> FERClassifier:
     class_names = list(datamodule.class_names)
     net = instantiate(cfg.model, num_classes=len(class_names))
     pre = datamodule.preprocessing
-    preprocess = Preprocess(input_size=pre["input_size"], in_chans=pre["in_chans"], mean=pre["mean"], std=pre["std"])
+    preprocess = Preprocess.from_dict(pre)
     loss = instantiate(cfg.loss)
     loss.set_class_counts(datamodule.class_counts)
     meta = {
