@@ -1,4 +1,11 @@
-"""MixUp / CutMix on a batch: returns mixed images and soft targets (any loss accepts them)."""
+"""MixUp / CutMix on a batch: returns mixed images and soft targets (any loss accepts them).
+
+Kept rather than `timm.data.Mixup` or torchvision v2 `MixUp`/`CutMix`: torchvision one-hots
+integer labels only and timm takes dense targets only as multi-label (FER+ gives soft vote
+targets), timm needs an even batch (the last one may not be) and draws from the global
+`np.random`, which is seeded once per run, so a resumed run would not replay it; this one takes
+an explicit generator reseeded per step from (seed, step, rank) in `FERClassifier._reseed_step`.
+"""
 
 from __future__ import annotations
 
