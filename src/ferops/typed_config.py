@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 
@@ -28,7 +28,7 @@ GENERATED_CONF = {
 
 
 def build_dataclass(cls: type[T], data: Mapping[str, Any], where: str) -> T:
-    known = {f.name for f in fields(cls)}
+    known = {f.name for f in fields(cast(Any, cls))}  # T is any dataclass
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"unknown {where} option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -68,13 +68,13 @@ def _emit(cls: type, lines: list[str], indent: str) -> None:
         lines.append(f"{entry:<32}  # {doc}" if doc else entry)
 
 
-def _doc(f: Field) -> str:
+def _doc(f: Field[Any]) -> str:
     return str(f.metadata.get("doc", "")).strip()
 
 
 def _scalar(value: Any) -> str:
     # flow style of a one-item list gives a bare scalar (null, true, 0.001, quoted when ambiguous)
-    return yaml.safe_dump([value], default_flow_style=True, width=1_000).strip()[1:-1]
+    return str(yaml.safe_dump([value], default_flow_style=True, width=1_000)).strip()[1:-1]
 
 
 def generated_conf_text(name: str) -> str:
@@ -82,7 +82,7 @@ def generated_conf_text(name: str) -> str:
     from importlib import import_module
 
     module, func = GENERATED_CONF[name].split(":")
-    return getattr(import_module(module), func)()
+    return str(getattr(import_module(module), func)())
 
 
 def write_generated_conf(conf_dir: Path = Path("conf")) -> list[Path]:

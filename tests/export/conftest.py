@@ -41,8 +41,14 @@ class TinyNet(nn.Module):
         super().__init__()
         self.preprocess = Normalize(in_chans=in_chans, input_size=input_size)
         self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 8, 3, padding=1), nn.BatchNorm2d(8), act(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), act(), nn.MaxPool2d(2),
+            nn.Conv2d(in_chans, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            act(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            act(),
+            nn.MaxPool2d(2),
         )
         self.head = nn.Linear(16, num_classes)
 
@@ -81,7 +87,14 @@ def train_tiny(model: nn.Module, images: np.ndarray, labels: np.ndarray, steps: 
 def tiny_meta(name: str = "tiny_cnn") -> dict:
     return {
         "class_names": list(CLASS_NAMES),
-        "preprocessing": {"input_size": 48, "in_chans": 1, "mean": [0.5], "std": [0.25], "input_range": [0, 255], "layout": "NCHW gray"},
+        "preprocessing": {
+            "input_size": 48,
+            "in_chans": 1,
+            "mean": [0.5],
+            "std": [0.25],
+            "input_range": [0, 255],
+            "layout": "NCHW gray",
+        },
         "model_name": name,
         "config": {},
     }

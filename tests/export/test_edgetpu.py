@@ -166,7 +166,9 @@ def test_failing_compiler_is_not_compatible(exported, tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "edgetpu_compiler"
-    script.write_text("#!/bin/sh\necho 'Edge TPU Compiler version 16.0.384591198'\necho 'Invalid model: not quantized' >&2\nexit 1\n")
+    script.write_text(
+        "#!/bin/sh\necho 'Edge TPU Compiler version 16.0.384591198'\necho 'Invalid model: not quantized' >&2\nexit 1\n"
+    )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     int8 = exported["out_dir"] / "exports" / "model_int8.tflite"
     report = check_edgetpu(int8)

@@ -21,7 +21,10 @@ def _metrics(acc_pt=0.80, acc_int8=0.79, agree=0.99, onnx_diff=1e-6, tfl_diff=1e
 def test_passing_metrics_pass_every_gate():
     results = enforce_export_gates(_metrics(), ExportConfig())
     assert {r.name for r in results} == {
-        "int8_accuracy_drop", "int8_top1_agreement", "onnx_max_abs_logit_diff", "tflite_fp32_max_abs_logit_diff"
+        "int8_accuracy_drop",
+        "int8_top1_agreement",
+        "onnx_max_abs_logit_diff",
+        "tflite_fp32_max_abs_logit_diff",
     }
     assert all(r.passed for r in results)
 

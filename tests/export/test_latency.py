@@ -33,8 +33,20 @@ def test_benchmark_script(exported, tmp_path, capsys):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out_json = tmp_path / "lat.json"
-    rc = mod.main(["--export-dir", str(exported["out_dir"] / "exports"), "--bundle", str(exported["out_dir"] / "bundle"),
-                   "--runs", "5", "--warmup", "1", "--json", str(out_json)])
+    rc = mod.main(
+        [
+            "--export-dir",
+            str(exported["out_dir"] / "exports"),
+            "--bundle",
+            str(exported["out_dir"] / "bundle"),
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "--json",
+            str(out_json),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     for name in ("onnx", "tflite_fp32", "tflite_int8", "bundle_int8"):

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from ferops.export.onnx import check_onnx, export_onnx, is_static, onnx_export_info, onnx_logits, torch_logits
 from ferops.export.chain import parity
+from ferops.export.onnx import check_onnx, export_onnx, is_static, onnx_export_info, onnx_logits, torch_logits
 
 
 def test_exported_onnx_passes_checker_and_has_static_batch_one(exported):
@@ -46,8 +46,16 @@ def test_check_onnx_rejects_dynamic_batch(tmp_path):
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
     path = tmp_path / "dyn.onnx"
     with torch.no_grad():
-        torch.onnx.export(model, (torch.zeros(1, 1, 48, 48),), str(path), opset_version=17, dynamo=False,
-                          input_names=["image"], output_names=["logits"], dynamic_axes={"image": {0: "batch"}})
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 1, 48, 48),),
+            str(path),
+            opset_version=17,
+            dynamo=False,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}},
+        )
     with pytest.raises(ValueError, match="static"):
         check_onnx(path)
 

@@ -29,7 +29,12 @@ def test_metrics_json_has_every_format(exported):
     for key in ("top1_agreement", "top1_agreement_vs_tflite_fp32", "accuracy_drop_points", "max_abs_logit_diff"):
         assert key in metrics["tflite_int8"]
     assert metrics["gates_passed"] is True
-    assert metrics["edgetpu"] == {"compatible": True, "mapped_fraction": 1.0, "n_ops": metrics["edgetpu"]["n_ops"], "n_mapped": metrics["edgetpu"]["n_ops"]}
+    assert metrics["edgetpu"] == {
+        "compatible": True,
+        "mapped_fraction": 1.0,
+        "n_ops": metrics["edgetpu"]["n_ops"],
+        "n_mapped": metrics["edgetpu"]["n_ops"],
+    }
 
 
 def test_accuracy_is_computed_from_the_logits(exported):
@@ -99,8 +104,16 @@ def test_run_export_rejects_bad_inputs(tiny_model, tiny_data, tmp_path):
         _check_images("eval", tiny_data["eval_x"], tiny_data["eval_y"] + 5, 48, 3)
     meta = {"class_names": ["a", "b"], "preprocessing": {}, "model_name": "x"}
     with pytest.raises(ValueError, match="3 logits but meta lists 2"):
-        run_export(tiny_model, meta, tiny_data["train_x"], tiny_data["train_y"] % 2, tiny_data["eval_x"],
-                   tiny_data["eval_y"] % 2, tmp_path, {"progress": False})
+        run_export(
+            tiny_model,
+            meta,
+            tiny_data["train_x"],
+            tiny_data["train_y"] % 2,
+            tiny_data["eval_x"],
+            tiny_data["eval_y"] % 2,
+            tmp_path,
+            {"progress": False},
+        )
 
 
 def test_cli_runs_the_chain_uint8_and_fails_a_gate(tiny_model, tiny_data, tmp_path, monkeypatch, capsys):
@@ -114,8 +127,21 @@ def test_cli_runs_the_chain_uint8_and_fails_a_gate(tiny_model, tiny_data, tmp_pa
     y = np.concatenate([tiny_data["train_y"][:200], tiny_data["eval_y"][:60]])
     usage = np.array(["train"] * 200 + ["test"] * 60)
     np.savez(data, images=x, labels=y, usage=usage)
-    common = ["--checkpoint", "fake.ckpt", "--data", str(data), "-q", "--set", "n_calibration=40",
-              "--set", "n_latency_runs=5", "--set", "n_latency_warmup=1", "--set", "edgetpu_compiler=off"]
+    common = [
+        "--checkpoint",
+        "fake.ckpt",
+        "--data",
+        str(data),
+        "-q",
+        "--set",
+        "n_calibration=40",
+        "--set",
+        "n_latency_runs=5",
+        "--set",
+        "n_latency_warmup=1",
+        "--set",
+        "edgetpu_compiler=off",
+    ]
     out = tmp_path / "out"
     rc = main(common + ["--out", str(out), "--run-id", "abc", "--set", "input_dtype=uint8", "--set", "output_dtype=uint8"])
     assert rc == 0
@@ -163,7 +189,9 @@ def test_export_stage_gates_on_val_and_scores_test_once_afterwards(exported, tin
         images = np.clip(rng.normal(70, 25, (n, 48, 48)), 0, 255)
         for i, c in enumerate(labels):
             images[i][[np.s_[:24, :], np.s_[24:, :], np.s_[:, :24]][c]] += 110
-        return SimpleNamespace(images=images.astype(np.uint8), labels=labels.astype(np.int64), ids=np.array([f"{prefix}{i}" for i in range(n)]))
+        return SimpleNamespace(
+            images=images.astype(np.uint8), labels=labels.astype(np.int64), ids=np.array([f"{prefix}{i}" for i in range(n)])
+        )
 
     splits = {"train": split(100, 1, "tr"), "val": split(60, 2, "va"), "test": split(90, 3, "te")}
     record = {"val_source": "carved from Training (10%, seed 42)", "val_digest": "ab" * 32}
@@ -178,8 +206,13 @@ def test_export_stage_gates_on_val_and_scores_test_once_afterwards(exported, tin
         return {"metrics": metrics, "files": exported["report"]["files"], "edgetpu": {"compatible": True}}
 
     logged = []
-    fake_mlflow = SimpleNamespace(log_metrics=logged.append, set_tag=lambda *a: None, set_tags=lambda *a: None,
-                                  log_artifacts=lambda *a, **k: None, log_artifact=lambda *a, **k: None)
+    fake_mlflow = SimpleNamespace(
+        log_metrics=logged.append,
+        set_tag=lambda *a: None,
+        set_tags=lambda *a: None,
+        log_artifacts=lambda *a, **k: None,
+        log_artifact=lambda *a, **k: None,
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(stage, "load_params", lambda: OmegaConf.create({"export": {}, "tracking": {"experiment": "x"}}))
     monkeypatch.setattr(stage, "load_deployable", lambda path: (tiny_model, {"class_names": ["top", "bottom", "left"]}))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ferops.export.onnx import torch_logits
 from ferops.export.chain import parity
+from ferops.export.onnx import torch_logits
 from ferops.export.tflite import select_calibration
 from ferops.export.tflite_reader import read_tflite_ops
 from ferops.runtime.tflite import TFLiteModel, dequantize, quantize

@@ -27,12 +27,28 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ferops.export", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="Lightning checkpoint (ferops.training.checkpoint.load_deployable)")
     p.add_argument("--data", required=True, type=Path, help=".npz with images, labels[, usage]")
-    p.add_argument("--calib-data", type=Path, default=None, help=".npz with calibration images/labels (default: --data rows of --calib-usage)")
+    p.add_argument(
+        "--calib-data",
+        type=Path,
+        default=None,
+        help=".npz with calibration images/labels (default: --data rows of --calib-usage)",
+    )
     p.add_argument("--eval-usage", default="test", help="usage value of the rows to score (default: test)")
     p.add_argument("--calib-usage", default="train", help="usage value of the calibration rows (default: train)")
     p.add_argument("--out", required=True, type=Path, help="output directory (exports/, metrics.json, bundle/)")
-    p.add_argument("--config", type=Path, default=None, help="export options YAML, over the built-in ExportConfig defaults (which conf/export/default.yaml is generated from)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an option, e.g. gates.max_int8_acc_drop_points=0.5")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="export options YAML, over the built-in ExportConfig defaults (which conf/export/default.yaml is generated from)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an option, e.g. gates.max_int8_acc_drop_points=0.5",
+    )
     p.add_argument("--run-id", default=None, help="MLflow run id recorded in the bundle's lineage")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     return p
@@ -42,11 +58,14 @@ def load_config(path: Path | None, overrides: list[str]) -> dict[str, Any]:
     """ExportConfig's defaults, then the ``--config`` YAML (if given), then the ``--set`` overrides.
     No conf/ lookup: an installed package has none, and conf/export/default.yaml is generated from
     those same defaults."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, ListConfig, OmegaConf
 
+    base: DictConfig | ListConfig
     if path is None:
         base = OmegaConf.create({})
-        log.info("export options: built-in ExportConfig defaults%s", f" + {len(overrides)} --set override(s)" if overrides else "")
+        log.info(
+            "export options: built-in ExportConfig defaults%s", f" + {len(overrides)} --set override(s)" if overrides else ""
+        )
     elif not path.is_file():  # a mistyped --config must not silently mean "the defaults"
         raise SystemExit(f"--config {path}: no such file")
     else:

@@ -135,17 +135,17 @@ def run_export(
 ) -> dict[str, Any]:
     """Run the export chain (module docstring) and return the report dict.
 
-    ``meta``: ``{"class_names", "preprocessing", "model_name", ...}`` as from
-    ``ferops.training.checkpoint.load_deployable``. ``calib_*``: training images uint8 [N, 48, 48]
-    and labels (the calibration subset is drawn from them, stratified); ``eval_*``: the split every
-    format is scored on (and the gates decided on: pass the val split, never test); ``eval_ids``: their
-row ids and ``eval_split`` their split name, recorded with the per-row predictions in
-``exports/eval_predictions.npz`` (positions when no ids). ``source``: lineage for the bundle, e.g.
-``{"run_id": ..., "checkpoint": ...}``.
+        ``meta``: ``{"class_names", "preprocessing", "model_name", ...}`` as from
+        ``ferops.training.checkpoint.load_deployable``. ``calib_*``: training images uint8 [N, 48, 48]
+        and labels (the calibration subset is drawn from them, stratified); ``eval_*``: the split every
+        format is scored on (and the gates decided on: pass the val split, never test); ``eval_ids``: their
+    row ids and ``eval_split`` their split name, recorded with the per-row predictions in
+    ``exports/eval_predictions.npz`` (positions when no ids). ``source``: lineage for the bundle, e.g.
+    ``{"run_id": ..., "checkpoint": ...}``.
 
-    Returns ``{"metrics": <metrics.json>, "gates": [...], "quantization": ..., "edgetpu": ...,
-    "latency": ..., "files": ..., "config": ..., ...}``. Raises :class:`ExportGateError` after writing
-    metrics.json and the report (but no bundle) when an enforced gate fails.
+        Returns ``{"metrics": <metrics.json>, "gates": [...], "quantization": ..., "edgetpu": ...,
+        "latency": ..., "files": ..., "config": ..., ...}``. Raises :class:`ExportGateError` after writing
+        metrics.json and the report (but no bundle) when an enforced gate fails.
     """
     cfg = ExportConfig.from_mapping(cfg)
     out_dir = Path(out_dir)
@@ -163,26 +163,43 @@ row ids and ``eval_split`` their split name, recorded with the per-row predictio
 
     with _step(1, f"PyTorch reference logits on {len(eval_labels)} eval images", timings, "pytorch"):
         logits = {"pytorch": _pytorch_logits(model, eval_images, n_classes)}
-    with _step(2, f"ONNX export ({cfg.onnx_exporter} exporter, opset {cfg.opset}, static batch 1) + onnx.checker + ONNX Runtime parity", timings, "onnx"):
+    with _step(
+        2,
+        f"ONNX export ({cfg.onnx_exporter} exporter, opset {cfg.opset}, static batch 1) + onnx.checker + ONNX Runtime parity",
+        timings,
+        "onnx",
+    ):
         onnx_path, logits["onnx"] = _to_onnx(model, exports, eval_images, cfg)
     with _step(3, "onnx2tf -> SavedModel (NHWC) + fp32 TFLite", timings, "tensorflow"):
         tf_art, logits["tflite_fp32"] = _to_tensorflow(onnx_path, exports, eval_images, cfg)
     calib_idx = select_calibration(calib_labels, cfg.n_calibration, seed=cfg.calibration_seed)
-    with _step(4, f"full-int8 TFLite ({cfg.input_dtype} in / {cfg.output_dtype} out), {len(calib_idx)} calibration images", timings, "int8"):
+    with _step(
+        4,
+        f"full-int8 TFLite ({cfg.input_dtype} in / {cfg.output_dtype} out), {len(calib_idx)} calibration images",
+        timings,
+        "int8",
+    ):
         int8_path = exports / "model_int8.tflite"
         quant = _to_int8(tf_art, calib_images[calib_idx], calib_labels[calib_idx], class_names, int8_path, cfg)
         logits["tflite_int8"] = TFLiteModel(int8_path).predict_logits(eval_images, progress=cfg.progress)
     with _step(5, "accuracy / macro-F1 / agreement per format", timings, "scores"):
         metrics = _score_formats(logits, eval_labels, len(calib_idx), n_classes)
         _save_eval_predictions(exports / "eval_predictions.npz", logits, eval_ids, eval_labels, n_classes, eval_split)
-    with _step(6, f"CPU latency per face: batch 1, {cfg.latency_threads} thread(s), {cfg.n_latency_runs} runs", timings, "latency"):
+    with _step(
+        6, f"CPU latency per face: batch 1, {cfg.latency_threads} thread(s), {cfg.n_latency_runs} runs", timings, "latency"
+    ):
         latency = _latency(model, eval_images[0], onnx_path, tf_art, int8_path, cfg)
         files = _file_sizes(model, onnx_path, tf_art, int8_path)
         for fmt in FORMATS:
-            metrics[fmt].update(latency_median_ms=latency[fmt]["median_ms"], latency_p95_ms=latency[fmt]["p95_ms"],
-                                size_bytes=files[fmt]["size_bytes"])
+            metrics[fmt].update(
+                latency_median_ms=latency[fmt]["median_ms"],
+                latency_p95_ms=latency[fmt]["p95_ms"],
+                size_bytes=files[fmt]["size_bytes"],
+            )
     compiler = find_edgetpu_compiler(cfg.edgetpu_compiler)
-    with _step(7, "EdgeTPU: static check" + (f" + {compiler}" if compiler else " (edgetpu_compiler not on PATH)"), timings, "edgetpu"):
+    with _step(
+        7, "EdgeTPU: static check" + (f" + {compiler}" if compiler else " (edgetpu_compiler not on PATH)"), timings, "edgetpu"
+    ):
         edgetpu = _edgetpu_check(int8_path, exports, compiler, cfg)
         metrics["edgetpu"] = _edgetpu_metrics(edgetpu)
 
@@ -192,7 +209,20 @@ row ids and ``eval_split`` their split name, recorded with the per-row predictio
             "metrics": metrics,
             "gates": [],
             "quantization": quant,
-            "edgetpu": {k: edgetpu_dict[k] for k in ("compatible", "summary", "n_ops", "n_mapped", "mapped_fraction", "first_cpu_op", "model_issues", "op_counts", "compiler")},
+            "edgetpu": {
+                k: edgetpu_dict[k]
+                for k in (
+                    "compatible",
+                    "summary",
+                    "n_ops",
+                    "n_mapped",
+                    "mapped_fraction",
+                    "first_cpu_op",
+                    "model_issues",
+                    "op_counts",
+                    "compiler",
+                )
+            },
             "latency": latency,
             "files": files,
             "class_names": class_names,
@@ -215,8 +245,14 @@ row ids and ``eval_split`` their split name, recorded with the per-row predictio
     timings["total"] = time.perf_counter() - t_all
     _write_reports(metrics, report, metrics_path, exports)
     int8 = metrics["tflite_int8"]
-    log.info("export done in %.1f s: int8 accuracy %.4f (drop %.2f points), agreement %.2f%%, %s",
-             timings["total"], int8["accuracy"], int8["accuracy_drop_points"], 100 * int8["top1_agreement"], edgetpu.summary())
+    log.info(
+        "export done in %.1f s: int8 accuracy %.4f (drop %.2f points), agreement %.2f%%, %s",
+        timings["total"],
+        int8["accuracy"],
+        int8["accuracy_drop_points"],
+        100 * int8["top1_agreement"],
+        edgetpu.summary(),
+    )
     if error is not None:
         raise error
     return report
@@ -230,8 +266,9 @@ def _fresh_exports_dir(exports: Path) -> Path:
     return exports
 
 
-def _eval_rows(images: np.ndarray, labels: np.ndarray, ids: np.ndarray | None, n_classes: int,
-               cfg: ExportConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _eval_rows(
+    images: np.ndarray, labels: np.ndarray, ids: np.ndarray | None, n_classes: int, cfg: ExportConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The eval rows every format is scored on: checked, with ids, at most ``max_eval_images`` (stratified)."""
     images, labels = _check_images("eval", images, labels, cfg.image_size, n_classes)
     ids = np.arange(len(labels)).astype(str) if ids is None else np.asarray(ids).astype(str)
@@ -252,12 +289,22 @@ def _pytorch_logits(model: nn.Module, images: np.ndarray, n_classes: int) -> np.
 
 
 def _to_onnx(model: nn.Module, exports: Path, images: np.ndarray, cfg: ExportConfig) -> tuple[Path, np.ndarray]:
-    onnx_path = export_onnx(model, exports / "model.onnx", opset=cfg.opset, image_size=cfg.image_size, input_name=cfg.input_name,
-                            output_name=cfg.output_name, simplify=cfg.simplify_onnx, exporter=cfg.onnx_exporter)
+    onnx_path = export_onnx(
+        model,
+        exports / "model.onnx",
+        opset=cfg.opset,
+        image_size=cfg.image_size,
+        input_name=cfg.input_name,
+        output_name=cfg.output_name,
+        simplify=cfg.simplify_onnx,
+        exporter=cfg.onnx_exporter,
+    )
     return onnx_path, onnx_logits(onnx_path, images, progress=cfg.progress)
 
 
-def _to_tensorflow(onnx_path: Path, exports: Path, images: np.ndarray, cfg: ExportConfig) -> tuple[TensorFlowArtifacts, np.ndarray]:
+def _to_tensorflow(
+    onnx_path: Path, exports: Path, images: np.ndarray, cfg: ExportConfig
+) -> tuple[TensorFlowArtifacts, np.ndarray]:
     tf_art = onnx_to_tensorflow(onnx_path, exports / "saved_model", float32_tflite=exports / "model_fp32.tflite")
     fp32_model = TFLiteModel(tf_art.float32_tflite)
     size = cfg.image_size
@@ -266,11 +313,23 @@ def _to_tensorflow(onnx_path: Path, exports: Path, images: np.ndarray, cfg: Expo
     return tf_art, fp32_model.predict_logits(images, progress=cfg.progress)
 
 
-def _to_int8(tf_art: TensorFlowArtifacts, calib_images: np.ndarray, calib_labels: np.ndarray, class_names: list[str],
-             int8_path: Path, cfg: ExportConfig) -> dict[str, Any]:
+def _to_int8(
+    tf_art: TensorFlowArtifacts,
+    calib_images: np.ndarray,
+    calib_labels: np.ndarray,
+    class_names: list[str],
+    int8_path: Path,
+    cfg: ExportConfig,
+) -> dict[str, Any]:
     """Full-int8 TFLite at ``int8_path``; returns its quantisation record (with the calibration subset's make-up)."""
-    quant = quantize_int8(tf_art.saved_model_dir, calib_images, int8_path, input_dtype=cfg.input_dtype,
-                          output_dtype=cfg.output_dtype, pin_input_range=cfg.pin_input_range)
+    quant = quantize_int8(
+        tf_art.saved_model_dir,
+        calib_images,
+        int8_path,
+        input_dtype=cfg.input_dtype,
+        output_dtype=cfg.output_dtype,
+        pin_input_range=cfg.pin_input_range,
+    )
     quant["calibration_class_counts"] = {class_names[c]: int(n) for c, n in zip(*np.unique(calib_labels, return_counts=True))}
     quant["calibration_seed"] = cfg.calibration_seed
     return quant
@@ -291,17 +350,30 @@ def _score_formats(logits: Mapping[str, np.ndarray], labels: np.ndarray, n_calib
     return metrics
 
 
-def _save_eval_predictions(path: Path, logits: Mapping[str, np.ndarray], ids: np.ndarray, labels: np.ndarray,
-                           n_classes: int, split: str) -> None:
+def _save_eval_predictions(
+    path: Path, logits: Mapping[str, np.ndarray], ids: np.ndarray, labels: np.ndarray, n_classes: int, split: str
+) -> None:
     # per-row predictions with their ids: what a paired comparison of two models needs (ferops.registry.evidence)
     with open(path, "wb") as f:
-        np.savez(f, ids=ids, labels=labels, num_classes=np.int64(n_classes), split=np.str_(split),
-                 **{f"pred/{fmt}": logits[fmt].argmax(1).astype(np.int64) for fmt in FORMATS})
+        np.savez(
+            f,
+            ids=ids,
+            labels=labels,
+            num_classes=np.int64(n_classes),
+            split=np.str_(split),
+            **{f"pred/{fmt}": logits[fmt].argmax(1).astype(np.int64) for fmt in FORMATS},
+        )
 
 
-def _latency(model: nn.Module, face: np.ndarray, onnx_path: Path, tf_art: TensorFlowArtifacts, int8_path: Path,
-             cfg: ExportConfig) -> dict[str, dict[str, float]]:
-    kw = {"image_size": cfg.image_size, "threads": cfg.latency_threads, "n_runs": cfg.n_latency_runs, "n_warmup": cfg.n_latency_warmup}
+def _latency(
+    model: nn.Module, face: np.ndarray, onnx_path: Path, tf_art: TensorFlowArtifacts, int8_path: Path, cfg: ExportConfig
+) -> dict[str, dict[str, float]]:
+    kw = {
+        "image_size": cfg.image_size,
+        "threads": cfg.latency_threads,
+        "n_runs": cfg.n_latency_runs,
+        "n_warmup": cfg.n_latency_warmup,
+    }
     return {
         "pytorch": torch_latency(model, face, **kw),
         "onnx": onnx_latency(onnx_path, face, **kw),
@@ -332,14 +404,20 @@ def _edgetpu_check(int8_path: Path, exports: Path, compiler: str | None, cfg: Ex
 
 
 def _edgetpu_metrics(edgetpu: EdgeTPUReport) -> dict[str, Any]:
-    out = {"compatible": bool(edgetpu.compatible), "mapped_fraction": edgetpu.mapped_fraction,
-           "n_ops": edgetpu.n_ops, "n_mapped": edgetpu.n_mapped}
+    out = {
+        "compatible": bool(edgetpu.compatible),
+        "mapped_fraction": edgetpu.mapped_fraction,
+        "n_ops": edgetpu.n_ops,
+        "n_mapped": edgetpu.n_mapped,
+    }
     if edgetpu.compiler is not None and edgetpu.compiler.get("on_chip_memory_used_bytes") is not None:
         out["on_chip_memory_used_bytes"] = edgetpu.compiler["on_chip_memory_used_bytes"]
     return out
 
 
-def _decide_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: dict[str, Any], report: dict[str, Any]) -> ExportGateError | None:
+def _decide_gates(
+    metrics: dict[str, Any], cfg: ExportConfig, edgetpu: dict[str, Any], report: dict[str, Any]
+) -> ExportGateError | None:
     """Record every gate in the report and metrics; the error to raise (after the files are written), if any."""
     results = evaluate_export_gates(metrics, cfg, edgetpu)
     failures = [r for r in results if not r.passed]
@@ -350,8 +428,15 @@ def _decide_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: dict[str,
     return ExportGateError(failures, report) if failures and cfg.gates.enforce else None
 
 
-def _write_bundle(bundle_dir: Path, int8_path: Path, class_names: list[str], meta: Mapping[str, Any],
-                  source: Mapping[str, Any] | None, quant: Mapping[str, Any], edgetpu: EdgeTPUReport) -> None:
+def _write_bundle(
+    bundle_dir: Path,
+    int8_path: Path,
+    class_names: list[str],
+    meta: Mapping[str, Any],
+    source: Mapping[str, Any] | None,
+    quant: Mapping[str, Any],
+    edgetpu: EdgeTPUReport,
+) -> None:
     write_bundle(
         bundle_dir,
         int8_path,
@@ -359,7 +444,8 @@ def _write_bundle(bundle_dir: Path, int8_path: Path, class_names: list[str], met
         preprocessing=meta.get("preprocessing"),
         softmax_in_model=False,
         source={"model_name": meta.get("model_name"), **dict(source or {})},
-        quantization={k: quant[k] for k in ("n_calibration", "calibration_seed")} | {"method": "post-training full-integer, per-channel weights"},
+        quantization={k: quant[k] for k in ("n_calibration", "calibration_seed")}
+        | {"method": "post-training full-integer, per-channel weights"},
         edgetpu={"compatible": edgetpu.compatible, "summary": edgetpu.summary()},
     )
 

@@ -34,32 +34,43 @@ class GateConfig:
     max_onnx_logit_diff: float | None = option(1e-3, "max |logit(ONNX Runtime) - logit(PyTorch)| (null: off)")
     max_tflite_fp32_logit_diff: float | None = option(1e-2, "max |logit(fp32 TFLite) - logit(PyTorch)| (null: off)")
     # Kept in conf/ so that existing `-S export.gates.max_accuracy_drop=...` overrides still compose.
-    max_accuracy_drop: float | None = option(None, "deprecated old name of max_int8_acc_drop_points (set: it wins, with a warning)")
+    max_accuracy_drop: float | None = option(
+        None, "deprecated old name of max_int8_acc_drop_points (set: it wins, with a warning)"
+    )
 
     def __post_init__(self) -> None:
         if self.max_accuracy_drop is not None:
-            warnings.warn("export.gates.max_accuracy_drop is deprecated: use export.gates.max_int8_acc_drop_points",
-                          FutureWarning, stacklevel=2)
+            warnings.warn(
+                "export.gates.max_accuracy_drop is deprecated: use export.gates.max_int8_acc_drop_points",
+                FutureWarning,
+                stacklevel=2,
+            )
             self.max_int8_acc_drop_points, self.max_accuracy_drop = self.max_accuracy_drop, None
 
 
 @dataclass
 class ExportConfig:
     opset: int = option(17, "ONNX opset (static batch 1); the dynamo exporter uses max(opset, 18)")
-    onnx_exporter: str = option("auto", "auto: TorchScript, dynamo if its graph keeps dynamic shape ops (timm tf_*); torchscript; dynamo")
+    onnx_exporter: str = option(
+        "auto", "auto: TorchScript, dynamo if its graph keeps dynamic shape ops (timm tf_*); torchscript; dynamo"
+    )
     # ferops.export.onnx.simplify_onnx, before onnx2tf
     simplify_onnx: bool = option(True, "fold shapes/constants, Tensor.repeat's Expand/Tile -> Concat (onnx2tf, EdgeTPU)")
     image_size: int = option(48, "model input: float [1, 1, 48, 48] raw pixels 0..255")
     input_name: str = option("image")
     output_name: str = option("logits")
-    input_dtype: str = option("int8", section="int8 TFLite input / output tensor dtype: int8 or uint8 (the EdgeTPU takes either).")
+    input_dtype: str = option(
+        "int8", section="int8 TFLite input / output tensor dtype: int8 or uint8 (the EdgeTPU takes either)."
+    )
     output_dtype: str = option("int8")
     n_calibration: int = option(500, "training images, stratified by class")
     calibration_seed: int | None = option(None, "null: the run's `seed` (python -m ferops.export: 0)")
     # One 0 and one 255 pixel go into the first calibration image, so raw pixels map to integers.
     pin_input_range: bool = option(True, "input scale exactly 1.0: raw pixels quantise without rounding")
     max_eval_images: int | None = option(None, "null: score every eval image", section=" ")
-    n_latency_runs: int = option(200, section="CPU latency per face: batch 1, latency_threads threads, median and p95 over n_latency_runs.")
+    n_latency_runs: int = option(
+        200, section="CPU latency per face: batch 1, latency_threads threads, median and p95 over n_latency_runs."
+    )
     n_latency_warmup: int = option(20)
     latency_threads: int = option(1)
     edgetpu_compiler: str = option("auto", "auto: use edgetpu_compiler when on PATH; off; or a path to the binary", section=" ")
@@ -122,4 +133,3 @@ ferops.export.ExportConfig.from_mapping, which rejects unknown keys."""
 def export_conf_yaml() -> str:
     """The text of ``conf/export/default.yaml``: the defaults of :class:`ExportConfig`, documented."""
     return dataclass_yaml(ExportConfig, _HEADER)
-

@@ -32,7 +32,7 @@ _SIZE_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
 
 def _bytes(text: str) -> int | None:
     m = re.fullmatch(r"\s*([\d.]+)\s*(B|KiB|MiB|GiB)\s*", text)
-    return int(round(float(m.group(1)) * _SIZE_UNITS[m.group(2)])) if m else None
+    return round(float(m.group(1)) * _SIZE_UNITS[m.group(2)]) if m else None
 
 
 def parse_compiler_log(text: str) -> dict[str, Any]:
@@ -64,7 +64,9 @@ def parse_compiler_log(text: str) -> dict[str, Any]:
     operators = []
     for m in re.finditer(r"^([A-Z][A-Z0-9_]+)\s+(\d+)\s+(\S.*?)\s*$", text, flags=re.MULTILINE):
         status = m.group(3)
-        operators.append({"op": m.group(1), "count": int(m.group(2)), "status": status, "mapped": status.startswith("Mapped to Edge TPU")})
+        operators.append(
+            {"op": m.group(1), "count": int(m.group(2)), "status": status, "mapped": status.startswith("Mapped to Edge TPU")}
+        )
     out["operators"] = operators
     if "ops_on_tpu" not in out and operators:  # fully mapped models print no "will run on" lines
         out["ops_on_tpu"] = sum(o["count"] for o in operators if o["mapped"])
@@ -74,7 +76,9 @@ def parse_compiler_log(text: str) -> dict[str, Any]:
     return out
 
 
-def run_edgetpu_compiler(tflite_path: str | Path, out_dir: str | Path, compiler: str = "edgetpu_compiler", timeout_s: int = 300) -> dict[str, Any]:
+def run_edgetpu_compiler(
+    tflite_path: str | Path, out_dir: str | Path, compiler: str = "edgetpu_compiler", timeout_s: int = 300
+) -> dict[str, Any]:
     """Run ``edgetpu_compiler -s -o out_dir model.tflite``; returns :func:`parse_compiler_log` plus
     ``returncode``, ``log`` and ``compiled_model`` (path or None)."""
     tflite_path, out_dir = Path(tflite_path), Path(out_dir)

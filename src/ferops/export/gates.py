@@ -36,10 +36,7 @@ class GateResult:
 
     def message(self) -> str:
         fmt = _fmt(self.unit)
-        msg = (
-            f"{self.name} = {fmt(self.measured)}, must be {self.op} {fmt(self.threshold)}"
-            f" (missed by {fmt(self.miss)})"
-        )
+        msg = f"{self.name} = {fmt(self.measured)}, must be {self.op} {fmt(self.threshold)} (missed by {fmt(self.miss)})"
         return msg + (f": {self.detail}" if self.detail else "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,7 +69,9 @@ def evaluate_export_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: d
     g = cfg.gates
     results: list[GateResult] = []
 
-    def add(name: str, measured: float, threshold: float | None, op: str, unit: str, detail: str = "", passed: bool | None = None) -> None:
+    def add(
+        name: str, measured: float, threshold: float | None, op: str, unit: str, detail: str = "", passed: bool | None = None
+    ) -> None:
         if threshold is None:
             return
         if passed is None:  # a hair of tolerance: 100 * (0.80 - 0.79) is 1.0000000000000009
@@ -81,12 +80,30 @@ def evaluate_export_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: d
         results.append(GateResult(name, float(measured), float(threshold), op, unit, bool(passed), detail))
 
     int8 = metrics["tflite_int8"]
-    add("int8_accuracy_drop", int8["accuracy_drop_points"], g.max_int8_acc_drop_points, "<=", "points",
-        "int8 TFLite vs fp32 PyTorch accuracy, percentage points")
-    add("int8_top1_agreement", int8["top1_agreement"], g.min_int8_agreement, ">=", "%",
-        "share of eval images where int8 TFLite and fp32 PyTorch predict the same class")
+    add(
+        "int8_accuracy_drop",
+        int8["accuracy_drop_points"],
+        g.max_int8_acc_drop_points,
+        "<=",
+        "points",
+        "int8 TFLite vs fp32 PyTorch accuracy, percentage points",
+    )
+    add(
+        "int8_top1_agreement",
+        int8["top1_agreement"],
+        g.min_int8_agreement,
+        ">=",
+        "%",
+        "share of eval images where int8 TFLite and fp32 PyTorch predict the same class",
+    )
     add("onnx_max_abs_logit_diff", metrics["onnx"]["max_abs_logit_diff"], g.max_onnx_logit_diff, "<=", "logit")
-    add("tflite_fp32_max_abs_logit_diff", metrics["tflite_fp32"]["max_abs_logit_diff"], g.max_tflite_fp32_logit_diff, "<=", "logit")
+    add(
+        "tflite_fp32_max_abs_logit_diff",
+        metrics["tflite_fp32"]["max_abs_logit_diff"],
+        g.max_tflite_fp32_logit_diff,
+        "<=",
+        "logit",
+    )
     if cfg.require_edgetpu_compatible:
         if edgetpu is None:
             raise ValueError("require_edgetpu_compatible needs the EdgeTPU report")
@@ -97,7 +114,9 @@ def evaluate_export_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: d
             fraction, detail = 1.0, ""
         elif compiler and not compiler.get("ok"):
             fraction = 0.0
-            detail = f"edgetpu_compiler failed (return code {compiler.get('returncode')}); see exports/edgetpu/edgetpu_compiler.log"
+            detail = (
+                f"edgetpu_compiler failed (return code {compiler.get('returncode')}); see exports/edgetpu/edgetpu_compiler.log"
+            )
         elif compiler.get("ok") and compiler.get("total_ops"):
             fraction = compiler.get("ops_on_tpu", 0) / compiler["total_ops"]
             cpu_ops = sorted({o["op"] for o in compiler.get("operators", []) if not o["mapped"]})
@@ -112,7 +131,9 @@ def evaluate_export_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: d
     return results
 
 
-def enforce_export_gates(metrics: dict[str, Any], cfg: ExportConfig, edgetpu: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> list[GateResult]:
+def enforce_export_gates(
+    metrics: dict[str, Any], cfg: ExportConfig, edgetpu: dict[str, Any] | None = None, report: dict[str, Any] | None = None
+) -> list[GateResult]:
     """:func:`evaluate_export_gates`, raising :class:`ExportGateError` for the failures when ``cfg.gates.enforce``."""
     results = evaluate_export_gates(metrics, cfg, edgetpu)
     failures = [r for r in results if not r.passed]

@@ -46,7 +46,9 @@ def _face(image: np.ndarray | None, size: int) -> np.ndarray:
     return arr.reshape(arr.shape[-3], arr.shape[-2]) if arr.ndim == 4 else arr.reshape(arr.shape[-2], arr.shape[-1])
 
 
-def torch_latency(model, image: np.ndarray | None = None, *, image_size: int = 48, threads: int = 1, n_runs: int = 200, n_warmup: int = 20) -> dict[str, float]:
+def torch_latency(
+    model, image: np.ndarray | None = None, *, image_size: int = 48, threads: int = 1, n_runs: int = 200, n_warmup: int = 20
+) -> dict[str, float]:
     import torch
 
     x = torch.from_numpy(_face(image, image_size).astype(np.float32)[None, None].copy())
@@ -62,7 +64,15 @@ def torch_latency(model, image: np.ndarray | None = None, *, image_size: int = 4
         model.train(was_training)
 
 
-def onnx_latency(path: str | Path, image: np.ndarray | None = None, *, image_size: int = 48, threads: int = 1, n_runs: int = 200, n_warmup: int = 20) -> dict[str, float]:
+def onnx_latency(
+    path: str | Path,
+    image: np.ndarray | None = None,
+    *,
+    image_size: int = 48,
+    threads: int = 1,
+    n_runs: int = 200,
+    n_warmup: int = 20,
+) -> dict[str, float]:
     from ferops.export.onnx import onnx_session
 
     sess = onnx_session(path, threads=threads)
@@ -71,7 +81,15 @@ def onnx_latency(path: str | Path, image: np.ndarray | None = None, *, image_siz
     return time_calls(lambda: sess.run(None, feed), n_runs, n_warmup)
 
 
-def tflite_latency(path: str | Path, image: np.ndarray | None = None, *, image_size: int = 48, threads: int = 1, n_runs: int = 200, n_warmup: int = 20) -> dict[str, float]:
+def tflite_latency(
+    path: str | Path,
+    image: np.ndarray | None = None,
+    *,
+    image_size: int = 48,
+    threads: int = 1,
+    n_runs: int = 200,
+    n_warmup: int = 20,
+) -> dict[str, float]:
     from ferops.runtime.tflite import TFLiteModel
 
     model = TFLiteModel(path, num_threads=threads)

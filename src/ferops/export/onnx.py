@@ -72,17 +72,30 @@ def export_onnx(
             warnings.filterwarnings("ignore", message="Constant folding")  # TorchScript: Slice steps != 1 left unfolded
             warnings.filterwarnings("ignore", category=FutureWarning)  # torch.export internals (pytree LeafSpec)
             if used == "torchscript":
-                torch.onnx.export(model, (dummy,), str(path), opset_version=opset, do_constant_folding=True, dynamo=False, **names)
+                torch.onnx.export(
+                    model, (dummy,), str(path), opset_version=opset, do_constant_folding=True, dynamo=False, **names
+                )
                 proto = onnx.load(str(path))
                 if simplify:
                     proto = simplify_onnx(proto)
                 if exporter == "auto" and not is_static(proto):
-                    log.info("TorchScript ONNX graph keeps dynamic shape arithmetic: exporting again with dynamo (opset %d)",
-                             max(opset, DYNAMO_MIN_OPSET))
+                    log.info(
+                        "TorchScript ONNX graph keeps dynamic shape arithmetic: exporting again with dynamo (opset %d)",
+                        max(opset, DYNAMO_MIN_OPSET),
+                    )
                     used, used_opset = "dynamo", max(opset, DYNAMO_MIN_OPSET)
             if used == "dynamo":
-                torch.onnx.export(model, (dummy,), str(path), opset_version=used_opset, dynamo=True, optimize=True,
-                                  verbose=False, external_data=False, **names)
+                torch.onnx.export(
+                    model,
+                    (dummy,),
+                    str(path),
+                    opset_version=used_opset,
+                    dynamo=True,
+                    optimize=True,
+                    verbose=False,
+                    external_data=False,
+                    **names,
+                )
                 proto = onnx.load(str(path))
                 if simplify:
                     proto = simplify_onnx(proto)
@@ -161,8 +174,15 @@ def simplify_onnx(proto: onnx.ModelProto) -> onnx.ModelProto:
             reps = consts[node.input[1]].reshape(-1).astype(np.int64)
             axes = np.flatnonzero(reps != 1)
             if len(axes) == 1 and 1 < reps[axes[0]] <= 16:
-                new_nodes.append(helper.make_node("Concat", [node.input[0]] * int(reps[axes[0]]), list(node.output),
-                                                  name=(node.name or "Tile") + "_as_concat", axis=int(axes[0])))
+                new_nodes.append(
+                    helper.make_node(
+                        "Concat",
+                        [node.input[0]] * int(reps[axes[0]]),
+                        list(node.output),
+                        name=(node.name or "Tile") + "_as_concat",
+                        axis=int(axes[0]),
+                    )
+                )
                 continue
         new_nodes.append(node)
     # drop nodes whose outputs nobody reads any more (the folded constants)

@@ -28,7 +28,7 @@ def score_split(model, int8_path: str | Path, images: np.ndarray, labels: np.nda
         "pytorch": torch_logits(model, images).argmax(1),
         "tflite_int8": TFLiteModel(int8_path).predict_logits(images).argmax(1),
     }
-    out: dict[str, Any] = {"n": int(len(labels))}
+    out: dict[str, Any] = {"n": len(labels)}
     for fmt, pred in preds.items():
         out[fmt] = {"accuracy": float(accuracy(labels, pred)), "macro_f1": float(macro_f1(labels, pred, n_classes))}
     out["tflite_int8"]["accuracy_drop_points"] = 100.0 * (out["pytorch"]["accuracy"] - out["tflite_int8"]["accuracy"])
@@ -38,8 +38,13 @@ def score_split(model, int8_path: str | Path, images: np.ndarray, labels: np.nda
 def add_test_section(metrics: dict[str, Any], test: Mapping[str, Any], report_md: Path | None = None) -> dict[str, Any]:
     metrics[REPORT_SPLIT] = dict(test)
     if report_md is not None and report_md.is_file():
-        lines = ["", f"Test split ({test['n']} images), scored once after the gates passed on val; reported, not used for any choice:", "",
-                 "| format | test accuracy | test macro-F1 |", "|---|---|---|"]
+        lines = [
+            "",
+            f"Test split ({test['n']} images), scored once after the gates passed on val; reported, not used for any choice:",
+            "",
+            "| format | test accuracy | test macro-F1 |",
+            "|---|---|---|",
+        ]
         lines += [f"| {fmt} | {test[fmt]['accuracy']:.4f} | {test[fmt]['macro_f1']:.4f} |" for fmt in ("pytorch", "tflite_int8")]
         report_md.write_text(report_md.read_text() + "\n".join(lines) + "\n", encoding="utf-8")
     return metrics

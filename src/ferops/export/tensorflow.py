@@ -43,7 +43,9 @@ class TensorFlowArtifacts:
     float32_tflite: Path
 
 
-def onnx_to_tensorflow(onnx_path: str | Path, out_dir: str | Path, *, float32_tflite: str | Path | None = None) -> TensorFlowArtifacts:
+def onnx_to_tensorflow(
+    onnx_path: str | Path, out_dir: str | Path, *, float32_tflite: str | Path | None = None
+) -> TensorFlowArtifacts:
     """Convert ``onnx_path`` with onnx2tf into ``out_dir`` (a SavedModel directory).
 
     The fp32 TFLite that onnx2tf writes next to the SavedModel is moved to ``float32_tflite``

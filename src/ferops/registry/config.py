@@ -25,7 +25,9 @@ class Gates:
 
     require_export_gates: bool = option(True, "the export stage's own gates (int8 drop, agreement, conversion) passed")
     # The promotion gate on the version tag; export.require_edgetpu_compatible fails the export itself.
-    require_edgetpu_compatible: bool = option(False, "true: edgetpu.compatible must hold (compiler log, else the static op check)")
+    require_edgetpu_compatible: bool = option(
+        False, "true: edgetpu.compatible must hold (compiler log, else the static op check)"
+    )
     min_int8_macro_f1: float | None = option(None)
     # Same name as export.gates.max_int8_acc_drop_points (the export's gate on the same number).
     max_int8_acc_drop_points: float | None = option(None, "fp32 - int8 accuracy on the eval data, percentage points")
@@ -35,20 +37,35 @@ class Gates:
 @dataclass
 class RegistryConfig:
     name: str = option("ferops-fer")
-    margin: float = option(0.0, section="""\
+    margin: float = option(
+        0.0,
+        section="""\
 The challenger must beat the champion on `metric` by more than 0 and by at least `margin`; when
 both versions carry their int8 val predictions, the lower bound of the paired-bootstrap interval
-of the difference must clear it (versions without predictions: the tag values, with a warning).""")
-    metric: str = option("int8.macro_f1", section="""\
+of the difference must clear it (versions without predictions: the tag values, with a warning).""",
+    )
+    metric: str = option(
+        "int8.macro_f1",
+        section="""\
 Version tag compared: int8 TFLite macro-F1 on the VAL split (the test split is reported, never
 compared). Both versions must carry the same data.fingerprint and split.val_digest, otherwise
-promotion refuses to compare them (versions without a split record: compared, with a warning).""")
-    confidence: float = option(0.95, section="Paired bootstrap on the shared val rows: confidence of the interval, number of resamples (0: off).")
+promotion refuses to compare them (versions without a split record: compared, with a warning).""",
+    )
+    confidence: float = option(
+        0.95, section="Paired bootstrap on the shared val rows: confidence of the interval, number of resamples (0: off)."
+    )
     bootstrap_resamples: int = option(2000)
-    auto_promote: bool = option(True, section="The DVC register stage runs the promotion right after registering the new version.")
-    gates: Gates = field(default_factory=Gates, metadata={"section": """\
+    auto_promote: bool = option(
+        True, section="The DVC register stage runs the promotion right after registering the new version."
+    )
+    gates: Gates = field(
+        default_factory=Gates,
+        metadata={
+            "section": """\
 Every gate must pass before a version can become champion (null switches a gate off;
-a gate that is on fails when the version lacks the value)."""})
+a gate that is on fails when the version lacks the value)."""
+        },
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.gates, Mapping):
