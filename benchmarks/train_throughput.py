@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from ferops.stages.params import compose_params  # noqa: E402
+from ferops.stages.params import compose_params
 
 
 class NaivePILDataset(Dataset):
@@ -85,7 +85,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     overrides = list(args.overrides) + (["data=fer2013", f"data.source.path={args.data}"] if args.data else [])
-    cfg = compose_params(overrides + ["data.quarantine_path=null"])
+    cfg = compose_params([*overrides, "data.quarantine_path=null"])
     dm = instantiate(cfg.data)
     dm.setup("fit")
     images, labels = dm.split_arrays("train")
@@ -104,14 +104,18 @@ def main() -> None:
 
     model, opt = fresh_model()
     aug = dm.augment.train() if dm.augment is not None else None
-    results["(a) ferops datamodule + BatchAugment"] = timed_steps(model, opt, cycle(dm.train_dataloader()), args.steps, augment=aug)
+    results["(a) ferops datamodule + BatchAugment"] = timed_steps(
+        model, opt, cycle(dm.train_dataloader()), args.steps, augment=aug
+    )
 
     model, opt = fresh_model()
     naive = DataLoader(NaivePILDataset(images, labels), batch_size=bs, shuffle=True, drop_last=True, num_workers=0)
     results["(b) naive per-sample PIL + torchvision"] = timed_steps(model, opt, cycle(naive), args.steps)
 
     upper = results["(c) model alone, ready tensors"]
-    print(f"model={cfg.model.name} batch={bs} threads={args.threads} steps={args.steps} data={'fer2013' if args.data else 'synthetic'}")
+    print(
+        f"model={cfg.model.name} batch={bs} threads={args.threads} steps={args.steps} data={'fer2013' if args.data else 'synthetic'}"
+    )
     for name, ips in sorted(results.items()):
         print(f"  {name:42s} {ips:8.1f} img/s   {ips / upper:5.2f} x (c)")
 

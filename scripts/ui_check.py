@@ -38,8 +38,18 @@ def _import_src() -> None:
 def server_command(uri: str, port: int) -> list[str]:
     """`mlflow server` on an existing store: the UI only reads it, so no artifact settings."""
     mlflow_bin = Path(sys.executable).with_name("mlflow")
-    return [str(mlflow_bin if mlflow_bin.exists() else "mlflow"), "server", "--backend-store-uri", uri,
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    return [
+        str(mlflow_bin if mlflow_bin.exists() else "mlflow"),
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
 
 
 def make_driver(width: int = 1920, height: int = 1080):
@@ -47,8 +57,15 @@ def make_driver(width: int = 1920, height: int = 1080):
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={width},{height}", "--disable-extensions", "--no-first-run"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+        "--disable-extensions",
+        "--no-first-run",
+    ):
         opts.add_argument(arg)
     binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if binary:
@@ -123,9 +140,14 @@ def resolve_targets(args) -> dict:
     except MlflowException:
         pass
     return {
-        "uri": uri, "experiment_id": run.info.experiment_id, "run_id": run.info.run_id,
-        "run_name": run.info.run_name or run.info.run_id, "run_metric": next((m for m in RUN_METRICS if m in run.data.metrics), None),
-        "model": name, "version": version, "version_tag": next((t for t in VERSION_TAGS if t in version_tags), None),
+        "uri": uri,
+        "experiment_id": run.info.experiment_id,
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name or run.info.run_id,
+        "run_metric": next((m for m in RUN_METRICS if m in run.data.metrics), None),
+        "model": name,
+        "version": version,
+        "version_tag": next((t for t in VERSION_TAGS if t in version_tags), None),
     }
 
 
@@ -169,8 +191,13 @@ def check(argv: list[str] | None = None) -> int:
         ("model", f"#/models/{t['model']}", [t["model"], alias, f"Version {t['version']}"] if t["version"] else [t["model"]]),
     ]
     if t["version"]:
-        pages.append(("version", f"#/models/{t['model']}/versions/{t['version']}",
-                      [f"Version {t['version']}", alias, *filter(None, [t["version_tag"]])]))
+        pages.append(
+            (
+                "version",
+                f"#/models/{t['model']}/versions/{t['version']}",
+                [f"Version {t['version']}", alias, *filter(None, [t["version_tag"]])],
+            )
+        )
 
     from ferops.tracking import server
 

@@ -36,10 +36,21 @@ def store(tmp_path, monkeypatch, empty_db):
     client.create_registered_model(NAME)
     for i, f1 in enumerate((0.50, 0.60), start=1):
         with tracking.start_run("cli-exp", run_name=f"run-{i}") as run:
-            metrics = {"val/macro_f1": f1 - 0.05, "test/acc": f1 + 0.1, "test/macro_f1": f1, "export/tflite_int8/accuracy": f1 + 0.08}
+            metrics = {
+                "val/macro_f1": f1 - 0.05,
+                "test/acc": f1 + 0.1,
+                "test/macro_f1": f1,
+                "export/tflite_int8/accuracy": f1 + 0.08,
+            }
             mlflow.log_metrics(metrics)
-        tags = {"int8.macro_f1": str(f1), "int8.acc": str(f1 + 0.08), "export.gates_passed": "true",
-                "data.fingerprint": "fp-same", "edgetpu.compatible": "true", "run.name": f"run-{i}"}
+        tags = {
+            "int8.macro_f1": str(f1),
+            "int8.acc": str(f1 + 0.08),
+            "export.gates_passed": "true",
+            "data.fingerprint": "fp-same",
+            "edgetpu.compatible": "true",
+            "run.name": f"run-{i}",
+        }
         client.create_model_version(NAME, source=f"{tmp_path}/model-{i}", run_id=run.info.run_id, tags=tags)
     client.set_registered_model_alias(NAME, "champion", "1")
     client.set_registered_model_alias(NAME, "challenger", "2")

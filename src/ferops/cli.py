@@ -66,8 +66,13 @@ def _promote(args: argparse.Namespace) -> int:
 
     cfg = _registry_config(args, name=args.name, margin=args.margin)
     d = promote(
-        cfg.name, margin=cfg.margin, gates=cfg.gates, dry_run=args.dry_run, metric=cfg.metric,
-        resamples=cfg.bootstrap_resamples, confidence=cfg.confidence,
+        cfg.name,
+        margin=cfg.margin,
+        gates=cfg.gates,
+        dry_run=args.dry_run,
+        metric=cfg.metric,
+        resamples=cfg.bootstrap_resamples,
+        confidence=cfg.confidence,
     )
     print(json.dumps(d.to_dict(), indent=2) if args.json else d.summary())
     return 0
@@ -88,7 +93,9 @@ def _rollback(args: argparse.Namespace) -> int:
 
 # -- tables ------------------------------------------------------------------------------------
 def _runs_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--experiment", help=f"experiment name (default: tracking.experiment of params.yaml, else {DEFAULT_EXPERIMENT})")
+    p.add_argument(
+        "--experiment", help=f"experiment name (default: tracking.experiment of params.yaml, else {DEFAULT_EXPERIMENT})"
+    )
     p.add_argument("-n", type=int, default=10, help="how many runs, newest first (default: 10)")
 
 
@@ -128,7 +135,9 @@ def _sweep_report(args: argparse.Namespace) -> int:
     from ferops.sweeps.report import latest_sweep, sweep_report, to_markdown
 
     parent = args.parent_run or latest_sweep(args.experiment)
-    df, paths = sweep_report(parent, Path(args.out or f"reports/sweeps/{parent}"), metric=args.metric, log_to_parent=not args.no_log)
+    df, paths = sweep_report(
+        parent, Path(args.out or f"reports/sweeps/{parent}"), metric=args.metric, log_to_parent=not args.no_log
+    )
     print(paths["summary_md"].read_text() if "summary_md" in paths else to_markdown(df))
     for name, path in paths.items():
         print(f"{name}: {path}")
@@ -140,14 +149,21 @@ COMMANDS: list[Command] = [
     Command("rollback", "move `champion` back to `previous-champion`", _rollback_args, _rollback),
     Command("runs", "recent runs of an experiment with their key metrics", _runs_args, _runs),
     Command("models", "versions of a registered model with aliases and key metric tags", _models_args, _models),
-    Command("sweep-report", "compare a sweep's child runs (table, backbone x loss heatmap); log it to the parent run", _sweep_report_args, _sweep_report),
+    Command(
+        "sweep-report",
+        "compare a sweep's child runs (table, backbone x loss heatmap); log it to the parent run",
+        _sweep_report_args,
+        _sweep_report,
+    ),
 ]
 
 
 def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferops", description="ferops: registry, promotion and run reports.")
     parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
-    parser.add_argument("--config", help="params.yaml or a registry yaml (default: ./params.yaml, else conf/registry/default.yaml)")
+    parser.add_argument(
+        "--config", help="params.yaml or a registry yaml (default: ./params.yaml, else conf/registry/default.yaml)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in commands:

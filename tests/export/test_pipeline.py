@@ -76,7 +76,7 @@ def test_conf_export_yaml_holds_the_export_config_defaults():
 def test_config_rejects_unknown_and_bad_options():
     with pytest.raises(ValueError, match="unknown export option"):
         ExportConfig.from_mapping({"n_calibraton": 10})
-    with pytest.raises(ValueError, match="unknown export.gates option"):
+    with pytest.raises(ValueError, match=r"unknown export\.gates option"):
         ExportConfig.from_mapping({"gates": {"max_drop": 1}})
     with pytest.raises(ValueError, match="input_dtype"):
         ExportConfig.from_mapping({"input_dtype": "float32"})
@@ -143,7 +143,7 @@ def test_cli_runs_the_chain_uint8_and_fails_a_gate(tiny_model, tiny_data, tmp_pa
         "edgetpu_compiler=off",
     ]
     out = tmp_path / "out"
-    rc = main(common + ["--out", str(out), "--run-id", "abc", "--set", "input_dtype=uint8", "--set", "output_dtype=uint8"])
+    rc = main([*common, "--out", str(out), "--run-id", "abc", "--set", "input_dtype=uint8", "--set", "output_dtype=uint8"])
     assert rc == 0
     assert "| tflite_int8 |" in capsys.readouterr().out
     meta_json = json.loads((out / "bundle" / "model_metadata.json").read_text())
@@ -152,7 +152,7 @@ def test_cli_runs_the_chain_uint8_and_fails_a_gate(tiny_model, tiny_data, tmp_pa
     assert json.loads((out / "metrics.json").read_text())["n_eval"] == 60
 
     # an unreachable gate: exit code 2, message on stderr, metrics written, no bundle
-    rc = main(common + ["--out", str(out), "--set", "gates.min_int8_agreement=1.5"])
+    rc = main([*common, "--out", str(out), "--set", "gates.min_int8_agreement=1.5"])
     assert rc == 2
     err = capsys.readouterr().err
     assert "export gate failed: int8_top1_agreement" in err and "must be >= 150.00%" in err

@@ -21,7 +21,10 @@ def bundle_root(tmp_path_factory) -> Path:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(
         [sys.executable, str(HERE / "make_bundle.py"), str(root / "bundle")],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     # Stand-ins for the export's other outputs, attached as extra artifacts.
@@ -81,10 +84,15 @@ def _make_run(
     from ferops import tracking
 
     with tracking.start_run(experiment, run_name=run_name or tracking.new_run_name("test")) as run:
-        mlflow.set_tags({
-            "git.commit": "abc123", "git.dirty": "false", "data.name": "synthetic",
-            "data.fingerprint": fingerprint, "config.hash": "cfg0001",
-        })
+        mlflow.set_tags(
+            {
+                "git.commit": "abc123",
+                "git.dirty": "false",
+                "data.name": "synthetic",
+                "data.fingerprint": fingerprint,
+                "config.hash": "cfg0001",
+            }
+        )
         metrics = {"val/macro_f1": test_acc - 0.01, "test/acc": test_acc, "test/macro_f1": test_acc - 0.02}
         mlflow.log_metrics({**metrics, **(extra_metrics or {})})
         return run.info.run_id
@@ -99,8 +107,13 @@ def _export_metrics(
         "n_eval": 100,
         "pytorch": {"accuracy": acc + 0.005, "macro_f1": macro_f1 + 0.005, "latency_median_ms": 4.0},
         "tflite_int8": {
-            "accuracy": acc, "macro_f1": macro_f1, "top1_agreement": 0.99, "accuracy_drop_points": 0.5,
-            "latency_median_ms": latency, "latency_p95_ms": latency * 1.2, "size_bytes": 123456,
+            "accuracy": acc,
+            "macro_f1": macro_f1,
+            "top1_agreement": 0.99,
+            "accuracy_drop_points": 0.5,
+            "latency_median_ms": latency,
+            "latency_p95_ms": latency * 1.2,
+            "size_bytes": 123456,
         },
         "edgetpu": {"compatible": edgetpu, "mapped_fraction": 1.0 if edgetpu else 0.5, "n_ops": 10, "n_mapped": 10},
         "gates_passed": gates,

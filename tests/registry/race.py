@@ -42,13 +42,24 @@ def run_workers(mode: str, uri: str, name: str, args: list[str], tmp: Path, time
     """Start one worker per arg, wait until all have imported and connected, release them together."""
     tmp.mkdir(parents=True, exist_ok=True)
     go = tmp / "go"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "OMP_NUM_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     env.pop("PYTEST_CURRENT_TEST", None)
     procs = []
     for i, arg in enumerate(args):
         ready = tmp / f"ready{i}"
-        p = subprocess.Popen([sys.executable, str(WORKER), mode, uri, name, arg, str(ready), str(go)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        p = subprocess.Popen(
+            [sys.executable, str(WORKER), mode, uri, name, arg, str(ready), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         procs.append((arg, ready, p))
     deadline = time.monotonic() + timeout
     while not all(r.exists() or p.poll() is not None for _, r, p in procs):
@@ -67,18 +78,25 @@ def run_workers(mode: str, uri: str, name: str, args: list[str], tmp: Path, time
     return results
 
 
-def make_versions(client, name: str, run_id: str, source: str, values: list[tuple[float, bool]], fingerprint: str = "fp-race") -> list[str]:
+def make_versions(
+    client, name: str, run_id: str, source: str, values: list[tuple[float, bool]], fingerprint: str = "fp-race"
+) -> list[str]:
     """Registered versions sharing one model source (cheap), tagged like register_model's."""
     from ferops.registry import tags as T
 
     try:
         client.get_registered_model(name)
-    except Exception:  # noqa: BLE001
+    except Exception:
         client.create_registered_model(name)
     out = []
     for f1, gates in values:
-        tags = {T.INT8_MACRO_F1: str(f1), T.EXPORT_GATES: str(gates).lower(), T.DATA_FINGERPRINT: fingerprint,
-                "split.val_digest": "race-val-digest", "export.eval_split": "val"}
+        tags = {
+            T.INT8_MACRO_F1: str(f1),
+            T.EXPORT_GATES: str(gates).lower(),
+            T.DATA_FINGERPRINT: fingerprint,
+            "split.val_digest": "race-val-digest",
+            "export.eval_split": "val",
+        }
         out.append(str(client.create_model_version(name, source=source, run_id=run_id, tags=tags).version))
     return out
 
@@ -89,8 +107,8 @@ def check_outcome(client, name: str, results: list[WorkerResult], initial: str |
     champion), through exactly the versions that were promoted, each better than the one before
     it. Returns a summary."""
     from ferops.registry import tags as T
-    from ferops.registry.promote import check_gates
     from ferops.registry.config import Gates
+    from ferops.registry.promote import check_gates
 
     failed = [f"{r.arg}: rc {r.returncode}\n{r.stderr[-3000:]}" for r in results if r.returncode != 0 or r.decision is None]
     assert not failed, "\n".join(failed)

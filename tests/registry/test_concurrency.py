@@ -8,14 +8,15 @@ process failed. Also: a relative store inside a DVC queue workspace stops with w
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import mlflow
 import pytest
+from registry.race import INITIAL_F1, RACE_VERSIONS, check_outcome, make_versions, run_workers
 
 from ferops.registry.promote import PROMOTE, promote
-from registry.race import INITIAL_F1, RACE_VERSIONS, check_outcome, make_versions, run_workers
 
 NAME = "fer-race"
 
@@ -44,8 +45,10 @@ def _pipeline_dir(root: Path, bundle_root: Path, run_id: str, metrics: dict) -> 
 def test_four_register_stages_at_once_on_a_fresh_store(store, bundle_root, make_run, export_metrics, tmp_path, capsys):
     """First registration races too (the registered model does not exist yet): every stage
     registers its version, promotion compares each with the champion of the moment."""
-    dirs = [_pipeline_dir(tmp_path / f"w{i}", bundle_root, make_run(), export_metrics(f1, gates=gates))
-            for i, (f1, gates) in enumerate(RACE_VERSIONS)]
+    dirs = [
+        _pipeline_dir(tmp_path / f"w{i}", bundle_root, make_run(), export_metrics(f1, gates=gates))
+        for i, (f1, gates) in enumerate(RACE_VERSIONS)
+    ]
     results = run_workers("register", store, NAME, dirs, tmp_path / "race", timeout=400)
     client = mlflow.MlflowClient()
     summary = check_outcome(client, NAME, results, None)
@@ -68,7 +71,7 @@ def test_relative_store_in_a_dvc_queue_workspace_stops(tmp_path, monkeypatch):
             registry_client()
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the default store, mlruns/ under the working directory
     monkeypatch.delenv("FEROPS_MLRUNS_DIR", raising=False)
-    with pytest.raises(StoreLocationError, match="sqlite:////path/to/repo/mlruns/mlflow.db"):
+    with pytest.raises(StoreLocationError, match=re.escape("sqlite:////path/to/repo/mlruns/mlflow.db")):
         registry_client()
     # an absolute store outside the workspace, or a server, is fine there
     check_store_location(f"sqlite:///{tmp_path / 'repo' / 'mlruns' / 'mlflow.db'}", ws)

@@ -24,7 +24,9 @@ def mv(version: int, f1: float, digest: str | None = "d-val", **extra: str) -> M
     tags = {T.EXPORT_GATES: "true", T.DATA_FINGERPRINT: "fp-a", T.INT8_MACRO_F1: str(f1), **extra}
     if digest is not None:
         tags[T.SPLIT_VAL_DIGEST] = digest
-    return ModelVersion(name=NAME, version=str(version), creation_timestamp=0, tags=[ModelVersionTag(k, v) for k, v in tags.items()])
+    return ModelVersion(
+        name=NAME, version=str(version), creation_timestamp=0, tags=[ModelVersionTag(k, v) for k, v in tags.items()]
+    )
 
 
 def val_rows(n: int = 300, acc: float = 0.55, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -58,7 +60,7 @@ def test_statistic_matches_the_project_metrics():
 
 
 def test_bootstrap_small_win_is_noise_large_win_is_not(capsys):
-    ids, y, champ = val_rows(300)
+    _ids, y, champ = val_rows(300)
     small = nudge(y, champ, 3)  # net 3 more right of 300: about +0.01 macro-F1
     c = paired_bootstrap(y, small, champ, N_CLASSES, resamples=2000, confidence=0.95, seed=0)
     print(f"small win: {c.interval()}")
@@ -92,7 +94,7 @@ def test_refuses_different_val_rows_and_warns_on_legacy_versions():
 
 
 def test_decision_uses_the_interval_not_the_point_difference():
-    ids, y, champ = val_rows(300)
+    _ids, y, champ = val_rows(300)
     small = paired_bootstrap(y, nudge(y, champ, 3), champ, N_CLASSES, resamples=1000)
     d = decide(NAME, mv(2, 0.51), mv(1, 0.50), 0.0, Gates(), evidence=small)
     assert d.action == REJECT and "does not clear margin" in d.reason and d.comparison["low"] == small.low
@@ -112,8 +114,12 @@ def test_config_has_bootstrap_settings(tmp_path):
 
 
 # -- on a store --------------------------------------------------------------------------------
-SPLIT = {"split.val_source": "carved from Training (10%, seed 42)", "split.test_source": "PublicTest",
-         "split.val_digest": "ab" * 32, "split.val_count": "300"}
+SPLIT = {
+    "split.val_source": "carved from Training (10%, seed 42)",
+    "split.test_source": "PublicTest",
+    "split.val_digest": "ab" * 32,
+    "split.val_count": "300",
+}
 
 
 def _split_run(make_run, split: dict | None = SPLIT) -> str:
@@ -144,11 +150,14 @@ def test_promotion_on_a_store_needs_evidence(store, bundle_dir, make_run, export
     ids, y, champ = val_rows(300)
 
     def version(pred: np.ndarray, tag_f1: float, with_predictions: bool = True) -> str:
-        path = save_predictions(tmp_path / f"p{tag_f1}.npz", ids, y, {"tflite_int8": pred}, N_CLASSES) if with_predictions else None
-        return register_model(_split_run(make_run), bundle_dir, NAME, metrics=export_metrics(tag_f1) | {"eval_split": "val"},
-                              predictions=path)
+        path = (
+            save_predictions(tmp_path / f"p{tag_f1}.npz", ids, y, {"tflite_int8": pred}, N_CLASSES) if with_predictions else None
+        )
+        return register_model(
+            _split_run(make_run), bundle_dir, NAME, metrics=export_metrics(tag_f1) | {"eval_split": "val"}, predictions=path
+        )
 
-    f1 = lambda p: round(macro_f1(y, p, N_CLASSES), 6)  # noqa: E731
+    f1 = lambda p: round(macro_f1(y, p, N_CLASSES), 6)
     v1 = version(champ, f1(champ))
     assert promote(NAME, version=v1).action == PROMOTE
     small = nudge(y, champ, 3)

@@ -8,7 +8,7 @@ from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
 
 from ferops.registry import tags as T
 from ferops.registry.config import Gates, RegistryConfig, load_registry_config
-from ferops.registry.promote import NOOP, PROMOTE, REFUSE, REJECT, ROLLBACK, version_gate_failures, decide, promote, rollback
+from ferops.registry.promote import NOOP, PROMOTE, REFUSE, REJECT, ROLLBACK, decide, promote, rollback, version_gate_failures
 from ferops.registry.register import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, register_model, version_tags
 
 NAME = "fer-promo"
@@ -18,7 +18,9 @@ def mv(version: int, f1: float | None, fp: str = "fp-a", gates: bool = True, **e
     tags = {T.EXPORT_GATES: str(gates).lower(), T.DATA_FINGERPRINT: fp, **extra}
     if f1 is not None:
         tags[T.INT8_MACRO_F1] = str(f1)
-    return ModelVersion(name=NAME, version=str(version), creation_timestamp=0, tags=[ModelVersionTag(k, v) for k, v in tags.items()])
+    return ModelVersion(
+        name=NAME, version=str(version), creation_timestamp=0, tags=[ModelVersionTag(k, v) for k, v in tags.items()]
+    )
 
 
 # -- the decision alone ------------------------------------------------------------------------
@@ -56,7 +58,7 @@ def test_gates():
 
 
 def test_config_rejects_unknown_keys(tmp_path):
-    with pytest.raises(ValueError, match="unknown registry.gates option"):
+    with pytest.raises(ValueError, match=r"unknown registry\.gates option"):
         RegistryConfig.from_mapping({"gates": {"min_f1": 0.5}})
     (tmp_path / "params.yaml").write_text("registry:\n  name: x\n  margin: 0.01\n  gates:\n    max_latency_ms: 3\n")
     cfg = load_registry_config(tmp_path / "params.yaml")

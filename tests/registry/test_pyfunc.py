@@ -24,14 +24,17 @@ from ferops.runtime import BundleModel
 def registered(store, bundle_root, bundle_dir, make_run, export_metrics):
     run_id = make_run()
     version = register_model(
-        run_id, bundle_dir, "fer-pyfunc", metrics=export_metrics(0.61),
+        run_id,
+        bundle_dir,
+        "fer-pyfunc",
+        metrics=export_metrics(0.61),
         extra_artifacts={"onnx": bundle_root / "model.onnx", "checkpoint": bundle_root / "best.ckpt", "missing": None},
     )
     return "fer-pyfunc", version, run_id
 
 
 def test_pyfunc_matches_bundle_runtime(registered, bundle_dir, face_images):
-    name, version, _ = registered
+    name, _version, _ = registered
     ref_probs, ref_labels = BundleModel(bundle_dir).predict(face_images)
     assert len(set(ref_labels)) > 1, "fixture should give varied labels"
 
@@ -105,7 +108,7 @@ import ferops
 assert src not in ferops.__file__, ferops.__file__
 assert "torch" not in sys.modules and "tensorflow" not in sys.modules
 from ferops.registry.pyfunc import encode_images
-print("LABELS", ",".join(model.predict(encode_images(np.load({str(tmp_path / 'x.npy')!r})))["label"]))
+print("LABELS", ",".join(model.predict(encode_images(np.load({str(tmp_path / "x.npy")!r})))["label"]))
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -10,8 +10,8 @@ import io
 import json
 import os
 import re
-import sys
 import struct
+import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -63,8 +63,21 @@ def test_serve_champion_over_http(store, tmp_path, bundle_dir, face_images, make
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     log_path = tmp_path / "serve.log"
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cmd = [str(mlflow_bin), "models", "serve", "-m", f"models:/{NAME}@champion", "--env-manager", "local",
-           "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    cmd = [
+        str(mlflow_bin),
+        "models",
+        "serve",
+        "-m",
+        f"models:/{NAME}@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
     proc = server.start(cmd, f"http://127.0.0.1:{port}/ping", log_path, START_TIMEOUT_S, env=env, cwd=tmp_path)
     try:
         _, ref_labels = BundleModel(bundle_dir).predict(face_images)
@@ -81,7 +94,7 @@ def test_serve_champion_over_http(store, tmp_path, bundle_dir, face_images, make
 
         from PIL import Image
 
-        b64 = lambda data: base64.b64encode(data).decode("ascii")  # noqa: E731
+        b64 = lambda data: base64.b64encode(data).decode("ascii")
         buf = io.BytesIO()
         Image.fromarray(np.repeat(np.repeat(face_images[0], 4, 0), 4, 1)).save(buf, format="JPEG", quality=95)
         good = frame["image"][0]

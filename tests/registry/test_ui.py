@@ -26,12 +26,25 @@ def test_ui_shows_run_and_champion(store, tmp_path, make_run):
     run_id = make_run(run_name="ui-check-run")
     client = mlflow.MlflowClient()
     client.create_registered_model("fer-ui")
-    v = client.create_model_version("fer-ui", source=str(tmp_path / "model"), run_id=run_id, tags={"int8.macro_f1": "0.42"}).version
+    v = client.create_model_version(
+        "fer-ui", source=str(tmp_path / "model"), run_id=run_id, tags={"int8.macro_f1": "0.42"}
+    ).version
     client.set_registered_model_alias("fer-ui", "champion", str(v))
 
     def check(*extra: str) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, str(SCRIPT), "--tracking-uri", store, "--run-id", run_id, "--model-name", "fer-ui",
-               "--out", str(tmp_path / "ui"), *extra]
+        cmd = [
+            sys.executable,
+            str(SCRIPT),
+            "--tracking-uri",
+            store,
+            "--run-id",
+            run_id,
+            "--model-name",
+            "fer-ui",
+            "--out",
+            str(tmp_path / "ui"),
+            *extra,
+        ]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=400)
 
     ok = check()

@@ -36,7 +36,7 @@ DVC_YAML = Path(os.environ.get("FEROPS_TEST_DVC_YAML") or ROOT / "dvc.yaml")
 # Runs at the start of every Python process of the pipeline (site imports `sitecustomize` from
 # PYTHONPATH). Only active with FEROPS_RECORD_IMPORTS set; records `ferops*` modules and the keys
 # read from any config loaded from a file named params.yaml.
-HOOK = r'''
+HOOK = r"""
 import atexit, json, os, sys, time
 
 _t0 = time.time()
@@ -79,7 +79,7 @@ if _out:
             json.dump(rec, f)
 
     atexit.register(_dump)
-'''
+"""
 
 
 def run(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
@@ -93,7 +93,9 @@ def copy_repo(tmp: Path) -> tuple[Path, dict]:
     """A git + DVC copy of the working tree (tracked and untracked, not ignored: what tests/stages/test_pipeline.py
     copies, plus new files not yet added), with its own MLflow store."""
     dst = tmp / "repo"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     for f in files:
         src = ROOT / f
         if src.is_file() and not f.startswith(("reports/", "dvc.lock")):
@@ -108,7 +110,11 @@ def copy_repo(tmp: Path) -> tuple[Path, dict]:
         "PYTHONPATH": str(dst / "src"),
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
+    ):
         run(cmd, dst, env)
     return dst, env
 
@@ -178,14 +184,25 @@ def targets(node, prefix: str = "") -> Iterator[tuple[str, str]]:
 
 
 SMOKE = (
-    "experiment=smoke", "data.source.n_per_class=40", "trainer.max_epochs=1",
-    "export.n_latency_runs=2", "export.n_latency_warmup=1", "export.n_calibration=20",
-    "export.max_eval_images=32", "export.edgetpu_compiler=off",
+    "experiment=smoke",
+    "data.source.n_per_class=40",
+    "trainer.max_epochs=1",
+    "export.n_latency_runs=2",
+    "export.n_latency_warmup=1",
+    "export.n_calibration=20",
+    "export.max_eval_images=32",
+    "export.edgetpu_compiler=off",
     # a near-chance 1-epoch model: the gates are tested in tests/export, not here
-    "export.gates.max_accuracy_drop=100", "export.gates.min_int8_agreement=0",
+    "export.gates.max_accuracy_drop=100",
+    "export.gates.min_int8_agreement=0",
 )
 # A tiny FER2013 CSV outside the repository: data.path may point anywhere (README: -S data.path=/path/...)
-TINY_CSV = [(label, usage, 100 * i + 10 * label + k) for i, usage in enumerate(["Training", "PublicTest", "PrivateTest"]) for label in range(7) for k in range(6 if i == 0 else 3)]
+TINY_CSV = [
+    (label, usage, 100 * i + 10 * label + k)
+    for i, usage in enumerate(["Training", "PublicTest", "PrivateTest"])
+    for label in range(7)
+    for k in range(6 if i == 0 else 3)
+]
 
 
 def record_pipeline(tmp: Path, overrides: tuple[str, ...], *stages: str):
@@ -215,7 +232,13 @@ def raw_csv(tmp_path_factory) -> Path:
 def recorded(tmp_path_factory, raw_csv):
     """prepare, train and evaluate (the cheap stages) on the tiny CSV, recorded; the default suite.
     (The synthetic default, data.path=data/raw, runs in recorded_all and in test_pipeline.py.)"""
-    overrides = ("data=fer2013", f"data.path={raw_csv}", "data.batch_size=16", "trainer.max_epochs=1", "tracking.experiment=ferops-smoke")
+    overrides = (
+        "data=fer2013",
+        f"data.path={raw_csv}",
+        "data.batch_size=16",
+        "trainer.max_epochs=1",
+        "tracking.experiment=ferops-smoke",
+    )
     return record_pipeline(tmp_path_factory.mktemp("dvc_graph"), overrides, "evaluate")
 
 

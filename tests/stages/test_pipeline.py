@@ -41,7 +41,11 @@ def repo(tmp_path):
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     (tmp_path / "mlruns").mkdir()
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
+    ):
         run(cmd, dst, env)
     return dst, env
 
@@ -60,8 +64,15 @@ def test_dvc_repro_runs_the_whole_pipeline_then_nothing(repo):
     # moves accuracy and agreement by 1.2 points, below the resolution of the default gates, which
     # are therefore relaxed here (the gates themselves are tested in tests/export). CI once saw a
     # net 1-image drop (1.19 > 1.0 points) on a different CPU.
-    compose(repo_dir, env, "experiment=smoke", "export.n_latency_runs=20", "export.n_calibration=100",
-            "export.gates.min_int8_agreement=0.9", "export.gates.max_accuracy_drop=5.0")
+    compose(
+        repo_dir,
+        env,
+        "experiment=smoke",
+        "export.n_latency_runs=20",
+        "export.n_calibration=100",
+        "export.gates.min_int8_agreement=0.9",
+        "export.gates.max_accuracy_drop=5.0",
+    )
     first = run(["dvc", "repro"], repo_dir, env).stdout
     for stage in ("prepare", "train", "evaluate", "export", "register"):
         assert stage_ran(first, stage), stage
@@ -101,7 +112,12 @@ def test_loss_change_reruns_train_and_evaluate_but_not_prepare(repo):
 def test_bad_raw_data_keeps_earlier_outputs(repo):
     repo_dir, env = repo
     csv = repo_dir / "data/raw/fer2013.csv"
-    specs = [(label, usage, 100 * i + 10 * label + k) for i, usage in enumerate(["Training", "PublicTest"]) for label in range(7) for k in range(4)]
+    specs = [
+        (label, usage, 100 * i + 10 * label + k)
+        for i, usage in enumerate(["Training", "PublicTest"])
+        for label in range(7)
+        for k in range(4)
+    ]
     write_fer2013_csv(csv, specs)
     compose(repo_dir, env, "data=fer2013", f"data.path={csv}")
     run(["dvc", "repro", "prepare"], repo_dir, env)

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
-
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from confutil import CONF_DIR
 from ferops.sweeps import PARENT_RUN_ENV
@@ -56,7 +55,9 @@ class Completed:
     uri: str
 
 
-def _run_train(args: list[str], tmp_path: Path, uri: str | None = None, timeout: float = 300, env: dict | None = None) -> Completed:
+def _run_train(
+    args: list[str], tmp_path: Path, uri: str | None = None, timeout: float = 300, env: dict | None = None
+) -> Completed:
     """`python -m ferops.train ARGS` from tmp_path (outputs, caches and the store stay there)."""
     uri = uri or f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     (tmp_path / "mlruns").mkdir(exist_ok=True)

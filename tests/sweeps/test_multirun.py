@@ -9,7 +9,6 @@ import itertools
 import mlflow
 import pytest
 
-
 MODELS = ["fer_vgg", "fer_resnet"]
 LOSSES = {"ce": "CrossEntropyLoss", "focal": "FocalLoss"}
 

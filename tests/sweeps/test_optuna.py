@@ -9,7 +9,13 @@ import pytest
 @pytest.mark.slow
 def test_optuna_study_logs_trials_and_best_params_to_the_parent(tmp_path, smoke_args, sweep_wiring, run_train, experiment_runs):
     n_trials = 3
-    args = ["hparams_search=fer_optuna", f"hydra.sweeper.n_trials={n_trials}", *smoke_args, *sweep_wiring, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    args = [
+        "hparams_search=fer_optuna",
+        f"hydra.sweeper.n_trials={n_trials}",
+        *smoke_args,
+        *sweep_wiring,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
     res = run_train(args, tmp_path, timeout=400)
     assert res.returncode == 0, res.output[-4000:]
 
@@ -24,7 +30,10 @@ def test_optuna_study_logs_trials_and_best_params_to_the_parent(tmp_path, smoke_
     assert parent.data.metrics["optuna/best_value"] == pytest.approx(best_value)
     assert "best.optim.optimizer.lr" in parent.data.params and "best.loss" in parent.data.params
     client = mlflow.MlflowClient(res.uri)
-    assert {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")} == {"optuna/trials.csv", "optuna/study_summary.md"}
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")} == {
+        "optuna/trials.csv",
+        "optuna/study_summary.md",
+    }
     assert "sweep/optimization_results.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
     # every trial's sampled values reached its config
     for child in children:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from registry.race import INITIAL_F1, RACE_VERSIONS, check_outcome, make_versions, run_workers
 
 from ferops.tracking.server import free_port, server_command, start, stop
-from registry.race import INITIAL_F1, RACE_VERSIONS, check_outcome, make_versions, run_workers
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,9 @@ def _driver_scheme() -> str:
 def psql(uri: str, sql: str) -> list[list[str]]:
     """Rows of a query, through the psql client (no Python driver needed here)."""
     plain = "postgresql://" + uri.split("://", 1)[1]
-    out = subprocess.run(["psql", plain, "-At", "-F", "\t", "-c", sql], capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        ["psql", plain, "-At", "-F", "\t", "-c", sql], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     return [line.split("\t") for line in out.splitlines() if line]
 
 
@@ -127,15 +129,23 @@ def pg_server(postgres, tmp_path) -> Iterator[str]:
         stop(proc, port)
 
 
-def test_postgres_server_sweep_and_concurrent_promotion(pg_server, postgres, tmp_path, sweep_args, run_train, experiment_runs,
-                                                        monkeypatch, capsys):
+def test_postgres_server_sweep_and_concurrent_promotion(
+    pg_server, postgres, tmp_path, sweep_args, run_train, experiment_runs, monkeypatch, capsys
+):
     uri = pg_server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("FEROPS_REGISTRY_LOCK_DIR", str(tmp_path / "locks"))
 
     # 1. a 4-job joblib sweep, all 4 jobs at once, through the server
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", f"model={','.join(MODELS)}", f"loss={','.join(LOSSES)}",
-            *sweep_args, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    args = [
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=4",
+        f"model={','.join(MODELS)}",
+        f"loss={','.join(LOSSES)}",
+        *sweep_args,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
     res = run_train(args, tmp_path, uri=uri, timeout=600, env={"FEROPS_REGISTRY_LOCK_DIR": str(tmp_path / "locks")})
     assert res.returncode == 0, res.output[-4000:]
     runs = experiment_runs(uri)

@@ -83,7 +83,12 @@ def test_sweep_report_table_summary_plots_and_parent_logging(fake_sweep, tmp_pat
     assert df["num_params"].notna().all()
 
     logged = {a.path for a in client.list_artifacts(parent, "sweep_report")}
-    assert {"sweep_report/summary.csv", "sweep_report/heatmap.png", "sweep_report/tradeoff.png", "sweep_report/runs.csv"} <= logged
+    assert {
+        "sweep_report/summary.csv",
+        "sweep_report/heatmap.png",
+        "sweep_report/tradeoff.png",
+        "sweep_report/runs.csv",
+    } <= logged
     run = client.get_run(parent)
     assert run.data.metrics["best/val/macro_f1_best"] == pytest.approx(0.61)
     assert run.data.tags["sweep.best_run_id"] == ids[2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -40,7 +41,7 @@ def test_training_logs_over_http(tmp_path, smoke_args, run_train):
         assert {"config.yaml", "test_report"} <= top
         # the artifact came back through the server, and the server stored it under its store dir
         local = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path / "dl"))
-        assert "optimized_metric" in open(local).read()
+        assert "optimized_metric" in Path(local).read_text()
         assert list((store / "artifacts").rglob("config.yaml"))
         with urllib.request.urlopen(f"{uri}/health", timeout=5) as resp:
             assert resp.status == 200

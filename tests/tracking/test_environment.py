@@ -26,7 +26,21 @@ def test_x86_model_and_the_flags_that_matter(tmp_path):
     (tmp_path / "cpuinfo").write_text(X86)
     model, flags = cpu_info(tmp_path / "cpuinfo")
     assert model == "Intel(R) Xeon(R) Platinum 8480+"
-    assert flags == ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"]
+    assert flags == [
+        "sse4_2",
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512_vnni",
+        "avx512_bf16",
+        "amx_tile",
+        "amx_bf16",
+        "amx_int8",
+    ]
     tags = environment_tags("cpu", cpuinfo=tmp_path / "cpuinfo")
     assert tags["env.cpu"] == model and tags["env.avx512_bf16"] == "true"
     assert "amx_bf16" in tags["env.cpu_flags"].split(",") and "fpu" not in tags["env.cpu_flags"]

@@ -12,11 +12,23 @@ from ferops.tracking import dvc_lock_tags, git_tags
 
 DVC_YAML = {
     "stages": {
-        "prepare": {"cmd": "p", "deps": ["data/raw", "src/a.py"], "outs": [{"data/prepared": {"persist": True}}],
-                    "metrics": [{"reports/prepare/stats.json": {"cache": False}}]},
-        "train": {"cmd": "t", "deps": ["data/prepared", "src/a.py"], "outs": ["outputs/train"],
-                  "plots": [{"reports/train/curves.png": {"cache": False}}]},
-        "evaluate": {"cmd": "e", "deps": ["outputs/train", "data/prepared"], "metrics": [{"reports/evaluate/metrics.json": {"cache": False}}]},
+        "prepare": {
+            "cmd": "p",
+            "deps": ["data/raw", "src/a.py"],
+            "outs": [{"data/prepared": {"persist": True}}],
+            "metrics": [{"reports/prepare/stats.json": {"cache": False}}],
+        },
+        "train": {
+            "cmd": "t",
+            "deps": ["data/prepared", "src/a.py"],
+            "outs": ["outputs/train"],
+            "plots": [{"reports/train/curves.png": {"cache": False}}],
+        },
+        "evaluate": {
+            "cmd": "e",
+            "deps": ["outputs/train", "data/prepared"],
+            "metrics": [{"reports/evaluate/metrics.json": {"cache": False}}],
+        },
     }
 }
 
@@ -88,10 +100,17 @@ def test_from_a_subdirectory_and_outside_git(repo, tmp_path_factory):
 
 
 def test_dvc_lock_digests_of_the_upstream_stages(repo, monkeypatch):
-    lock = {"schema": "2.0", "stages": {
-        "prepare": {"cmd": "p", "deps": [{"path": "data/raw", "md5": "aa.dir"}], "outs": [{"path": "data/prepared", "md5": "bb.dir"}]},
-        "train": {"cmd": "t", "outs": [{"path": "outputs/train", "md5": "cc.dir"}]},
-    }}
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "prepare": {
+                "cmd": "p",
+                "deps": [{"path": "data/raw", "md5": "aa.dir"}],
+                "outs": [{"path": "data/prepared", "md5": "bb.dir"}],
+            },
+            "train": {"cmd": "t", "outs": [{"path": "outputs/train", "md5": "cc.dir"}]},
+        },
+    }
     (repo / "dvc.lock").write_text(yaml.safe_dump(lock))
     monkeypatch.delenv("DVC_STAGE", raising=False)
     assert dvc_lock_tags(root=repo) == {}  # not inside a DVC stage

@@ -77,7 +77,9 @@ def test_pickle_payload_is_refused_and_does_not_run(real_ckpt, tmp_path):
 
     path = _tampered(real_ckpt, tmp_path / "evil.ckpt", add_payload)
     assert not marker.exists()
-    with pytest.raises(UnsafeCheckpointError, match=r"evil\.ckpt: refusing to load.*globals builtins\.exec.*nothing was executed"):
+    with pytest.raises(
+        UnsafeCheckpointError, match=r"evil\.ckpt: refusing to load.*globals builtins\.exec.*nothing was executed"
+    ):
         load_deployable(path)
     assert not marker.exists(), "loading the checkpoint executed its pickle payload"
 
@@ -92,7 +94,9 @@ def test_nested_target_outside_allow_list_is_refused_and_does_not_run(real_ckpt,
         kwargs["extra"] = {"_target_": "builtins.open", "_args_": [str(marker), "w"]}
 
     path = _tampered(real_ckpt, tmp_path / "target.ckpt", add_target)
-    with pytest.raises(UnsafeCheckpointError, match=r"target\.ckpt.*config\.model\.backbone_kwargs\.extra\._target_='builtins\.open'"):
+    with pytest.raises(
+        UnsafeCheckpointError, match=r"target\.ckpt.*config\.model\.backbone_kwargs\.extra\._target_='builtins\.open'"
+    ):
         load_deployable(path)
     assert not marker.exists(), "a target outside the allow-list was instantiated"
 

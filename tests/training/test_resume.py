@@ -34,7 +34,12 @@ RUN = [
 
 
 def run_train(args, tmp_path, uri, kill=False):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(Path(__file__).parent), "FEROPS_TEST_SIGKILL": "1" if kill else "0"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "PYTHONPATH": str(Path(__file__).parent),
+        "FEROPS_TEST_SIGKILL": "1" if kill else "0",
+    }
     return subprocess.run(
         [sys.executable, "-m", "ferops.train", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )

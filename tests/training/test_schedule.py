@@ -3,6 +3,7 @@ the hand-written warm-up + cosine factor it replaced."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -50,5 +51,5 @@ def test_discriminative_lr_groups_keep_their_warmup_and_decay_monotonically():
         if step < warmup:
             assert head == pytest.approx(base * previous_factor(step, total, warmup, ratio), rel=1e-6), step
     heads = [h for _, h in trace[warmup:]]
-    assert all(a >= b for a, b in zip(heads, heads[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(heads))
     assert heads[-1] >= ratio * 0.1 * base

@@ -27,8 +27,14 @@ def test_fast_dev_run_on_the_defaults_reports_what_it_scored(mlflow_store, tmp_p
 
 def test_full_test_loop_reports_every_test_image_once(mlflow_store, tmp_path):
     cfg = compose_config(
-        ["experiment=smoke", "data.source.n_per_class=30", "trainer.max_epochs=1", "data.eval_batch_size=8",
-         "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
+        [
+            "experiment=smoke",
+            "data.source.n_per_class=30",
+            "trainer.max_epochs=1",
+            "data.eval_batch_size=8",
+            "trainer.enable_progress_bar=false",
+            "~callbacks.progress_bar",
+        ]
     )
     result = train(cfg, tmp_path / "out")
     assert result.metrics["test/coverage"] == 1.0

@@ -37,7 +37,7 @@ def test_config_groups_mirror_packages():
     src = Path(CONF_DIR).parent / "src" / "ferops"
     for group in ["data", "model", "loss", "export", "registry"]:
         assert (Path(CONF_DIR) / group).is_dir(), group
-    for group, package in [("data", "data"), ("model", "models"), ("loss", "losses"), ("optim", "training")]:
+    for package in ["data", "models", "losses", "training"]:
         assert (src / package).is_dir(), package
 
 
@@ -86,22 +86,36 @@ def test_data_presets_instantiate(option):
 @pytest.fixture
 def fer_csv(tmp_path):
     """A FER2013-format CSV with every class in Training and PublicTest (no PrivateTest)."""
-    specs = [(label, usage, 1000 * i + 10 * label + k) for i, usage in enumerate(["Training", "PublicTest"]) for label in range(7) for k in range(6)]
+    specs = [
+        (label, usage, 1000 * i + 10 * label + k)
+        for i, usage in enumerate(["Training", "PublicTest"])
+        for label in range(7)
+        for k in range(6)
+    ]
     return write_fer2013_csv(tmp_path / "fer2013.csv", specs)
 
 
 @pytest.mark.parametrize("preset", _options("experiment"))
 def test_every_experiment_preset_fast_dev_run(preset, fer_csv, mlflow_store, tmp_path):
-    overrides = [f"experiment={preset}", "+trainer.fast_dev_run=true", "trainer.accelerator=cpu", "trainer.precision=32", "data.num_workers=0", "data.batch_size=8"]
+    overrides = [
+        f"experiment={preset}",
+        "+trainer.fast_dev_run=true",
+        "trainer.accelerator=cpu",
+        "trainer.precision=32",
+        "data.num_workers=0",
+        "data.batch_size=8",
+    ]
     cfg = compose_config(overrides)
     if "source" in cfg.data and "path" in cfg.data.source:
-        cfg = compose_config(overrides + [f"data.path={fer_csv}", f"data.cache_dir={tmp_path / 'cache'}"])
+        cfg = compose_config([*overrides, f"data.path={fer_csv}", f"data.cache_dir={tmp_path / 'cache'}"])
     result = train(cfg, tmp_path / "out")
     assert "test/acc" in result.metrics
 
 
 def test_smoke_run_is_recorded_in_mlflow(mlflow_store, tmp_path):
-    cfg = compose_config(["experiment=smoke", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "~callbacks.progress_bar"])
+    cfg = compose_config(
+        ["experiment=smoke", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
+    )
     result = train(cfg, tmp_path / "out")
     client = mlflow.MlflowClient(mlflow_store)
     run = client.get_run(result.run_id)

@@ -3,4 +3,4 @@
 from ferops.models.factory import FERNet, build_model
 from ferops.models.head import ClassifierHead
 
-__all__ = ["FERNet", "build_model", "ClassifierHead"]
+__all__ = ["ClassifierHead", "FERNet", "build_model"]

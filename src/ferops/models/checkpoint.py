@@ -59,8 +59,10 @@ def _load(path: Path) -> dict[str, Any]:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = _unsafe_globals(path)
-        detail = f"globals {', '.join(found)}" if found else next(
-            (ln.strip() for ln in str(err).splitlines() if "Unsupported" in ln or "GLOBAL" in ln), "see the cause"
+        detail = (
+            f"globals {', '.join(found)}"
+            if found
+            else next((ln.strip() for ln in str(err).splitlines() if "Unsupported" in ln or "GLOBAL" in ln), "see the cause")
         )
         raise UnsafeCheckpointError(
             f"{path}: refusing to load this checkpoint: besides tensors and plain values it pickles objects "
@@ -75,7 +77,7 @@ def _unsafe_globals(path: Path) -> list[str]:
     """The globals the pickle would import, read from its opcodes without running them (for the message)."""
     try:
         return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-    except Exception:  # noqa: BLE001 - only for the message
+    except Exception:
         return []
 
 
@@ -94,7 +96,7 @@ def _check_target(target: Any, where: str, path: Path) -> None:
     # "ferops.models.factory.torch.load" starts with "ferops." but is torch.load: check what it resolves to.
     try:
         obj = _locate(target)
-    except Exception as err:  # noqa: BLE001 - ImportError and friends
+    except Exception as err:
         raise UnsafeCheckpointError(f"{path}: {where}._target_={target!r} cannot be resolved: {err}") from err
     module = getattr(obj, "__module__", None) or ""
     if not (inspect.isclass(obj) or inspect.isfunction(obj)) or not _allowed_name(module + "."):

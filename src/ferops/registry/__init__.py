@@ -43,4 +43,5 @@ __all__ = [
     "registry_client",
     "registry_lock",
     "rollback",
+    "version_gate_failures",
 ]

@@ -76,16 +76,27 @@ def save_predictions(path: str | Path, ids, labels, pred: dict[str, np.ndarray],
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"pred/{k}": np.asarray(v, dtype=np.int64) for k, v in pred.items()}
     with open(path, "wb") as f:  # np.savez would append .npz to a name without it
-        np.savez(f, ids=np.asarray(ids).astype(str), labels=np.asarray(labels, dtype=np.int64),
-                 num_classes=np.int64(num_classes), split=np.str_(split), **arrays)
+        np.savez(
+            f,
+            ids=np.asarray(ids).astype(str),
+            labels=np.asarray(labels, dtype=np.int64),
+            num_classes=np.int64(num_classes),
+            split=np.str_(split),
+            **arrays,
+        )
     return path
 
 
 def load_predictions(path: str | Path) -> Predictions:
     with np.load(path, allow_pickle=False) as z:
         pred = {k.removeprefix("pred/"): z[k].astype(np.int64) for k in z.files if k.startswith("pred/")}
-        return Predictions(ids=z["ids"].astype(str), labels=z["labels"].astype(np.int64), pred=pred,
-                           num_classes=int(z["num_classes"]), split=str(z["split"]) if "split" in z.files else "val")
+        return Predictions(
+            ids=z["ids"].astype(str),
+            labels=z["labels"].astype(np.int64),
+            pred=pred,
+            num_classes=int(z["num_classes"]),
+            split=str(z["split"]) if "split" in z.files else "val",
+        )
 
 
 # -- statistics --------------------------------------------------------------------------------
@@ -138,8 +149,9 @@ def paired_bootstrap(
     d = np.concatenate(deltas)
     alpha = (1 - confidence) / 2
     sa, sb = statistic(stat, y, a, num_classes), statistic(stat, y, b, num_classes)
-    return Comparison(stat, n, sa, sb, sa - sb, float(np.quantile(d, alpha)), float(np.quantile(d, 1 - alpha)),
-                      confidence, resamples, seed)
+    return Comparison(
+        stat, n, sa, sb, sa - sb, float(np.quantile(d, alpha)), float(np.quantile(d, 1 - alpha)), confidence, resamples, seed
+    )
 
 
 # -- versions ----------------------------------------------------------------------------------
@@ -153,7 +165,13 @@ def _download(uri: str, client) -> Predictions:
 
 
 def compare_versions(
-    client, challenger, champion, metric: str, resamples: int, confidence: float, seed: int = 0,
+    client,
+    challenger,
+    champion,
+    metric: str,
+    resamples: int,
+    confidence: float,
+    seed: int = 0,
     load: Callable[[str, object], Predictions] = _download,
 ) -> tuple[Comparison | None, str | None]:
     """(comparison, None), or (None, why not) when it cannot be done (then promotion falls back to the
@@ -170,7 +188,7 @@ def compare_versions(
             return None, f"{role} version {mv.version} has no stored val predictions ({T.PREDICTIONS_URI})"
         try:
             loaded[role] = load(uri, client)
-        except Exception as err:  # noqa: BLE001 - a missing artifact must not block, only warn
+        except Exception as err:
             return None, f"{role} version {mv.version}: cannot read its val predictions {uri}: {err}"
         if PRED_FORMAT not in loaded[role].pred:
             return None, f"{role} version {mv.version}: no {PRED_FORMAT} predictions in {uri}"
@@ -186,6 +204,14 @@ def compare_versions(
     idx = np.array([order[r] for r in a.ids])
     if not np.array_equal(a.labels, b.labels[idx]):
         return None, "the stored predictions disagree on the labels of the same val rows"
-    comp = paired_bootstrap(a.labels, a.pred[PRED_FORMAT], b.pred[PRED_FORMAT][idx], max(a.num_classes, b.num_classes),
-                            stat, resamples, confidence, seed)
+    comp = paired_bootstrap(
+        a.labels,
+        a.pred[PRED_FORMAT],
+        b.pred[PRED_FORMAT][idx],
+        max(a.num_classes, b.num_classes),
+        stat,
+        resamples,
+        confidence,
+        seed,
+    )
     return comp, None

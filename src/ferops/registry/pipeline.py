@@ -28,8 +28,15 @@ def register_stage(
     version = register_pipeline_outputs(cfg.name, run_id_file, export_metrics, bundle_dir, onnx, checkpoint, predictions)
     decision = None
     if cfg.auto_promote:
-        decision = promote(cfg.name, margin=cfg.margin, gates=cfg.gates, metric=cfg.metric, version=version,
-                           resamples=cfg.bootstrap_resamples, confidence=cfg.confidence)
+        decision = promote(
+            cfg.name,
+            margin=cfg.margin,
+            gates=cfg.gates,
+            metric=cfg.metric,
+            version=version,
+            resamples=cfg.bootstrap_resamples,
+            confidence=cfg.confidence,
+        )
     client = registry_client()
     return {
         "name": cfg.name,

@@ -90,8 +90,10 @@ class Decision:
         ]
         if self.comparison:
             c = self.comparison
-            lines.append(f"  interval:   {c['statistic']} challenger - champion {c['delta']:+.4f}, {c['confidence']:.0%} CI "
-                         f"[{c['low']:+.4f}, {c['high']:+.4f}] ({c['n']} val rows, {c['resamples']} paired resamples)")
+            lines.append(
+                f"  interval:   {c['statistic']} challenger - champion {c['delta']:+.4f}, {c['confidence']:.0%} CI "
+                f"[{c['low']:+.4f}, {c['high']:+.4f}] ({c['n']} val rows, {c['resamples']} paired resamples)"
+            )
         lines += [f"  WARNING:    {w}" for w in self.warnings]
         if self.applied:
             lines.append(f"  champion is now version {self.new_champion}")
@@ -132,7 +134,9 @@ def _by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | Non
         return None
 
 
-def _record(client: MlflowClient, name: str, version: str, decision: Decision, outcome: str, reason: str, against: str | None) -> None:
+def _record(
+    client: MlflowClient, name: str, version: str, decision: Decision, outcome: str, reason: str, against: str | None
+) -> None:
     client.set_model_version_tag(name, version, T.PROMOTION_DECISION, outcome)
     client.set_model_version_tag(name, version, T.PROMOTION_REASON, reason[:5000])
     client.set_model_version_tag(name, version, T.PROMOTION_TIME, decision.timestamp)
@@ -181,21 +185,32 @@ def decide(
     vd_chal, vd_champ = ctags.get(T.SPLIT_VAL_DIGEST), champ_tags.get(T.SPLIT_VAL_DIGEST)
     if vd_chal and vd_champ and vd_chal != vd_champ:
         d.action = REFUSE
-        d.reason = (f"cannot compare: validated on different val rows ({T.SPLIT_VAL_DIGEST} {vd_chal[:12]} vs {vd_champ[:12]}; "
-                    f"val sources {ctags.get(T.SPLIT_VAL_SOURCE, '?')!r} vs {champ_tags.get(T.SPLIT_VAL_SOURCE, '?')!r})")
+        d.reason = (
+            f"cannot compare: validated on different val rows ({T.SPLIT_VAL_DIGEST} {vd_chal[:12]} vs {vd_champ[:12]}; "
+            f"val sources {ctags.get(T.SPLIT_VAL_SOURCE, '?')!r} vs {champ_tags.get(T.SPLIT_VAL_SOURCE, '?')!r})"
+        )
         return d
     fp_chal, fp_champ = ctags.get(T.DATA_FINGERPRINT), dict(champion.tags).get(T.DATA_FINGERPRINT)
     if not fp_chal or not fp_champ:
-        d.action, d.reason = REFUSE, f"cannot compare: {T.DATA_FINGERPRINT} missing on {'challenger' if not fp_chal else 'champion'}"
+        d.action, d.reason = (
+            REFUSE,
+            f"cannot compare: {T.DATA_FINGERPRINT} missing on {'challenger' if not fp_chal else 'champion'}",
+        )
         return d
     if fp_chal != fp_champ:
         d.action = REFUSE
         d.reason = f"cannot compare: evaluated on different data ({T.DATA_FINGERPRINT} {fp_chal[:12]} vs {fp_champ[:12]})"
         return d
-    legacy = [f"{role} version {v.version}" for role, v, digest in (("challenger", challenger, vd_chal), ("champion", champion, vd_champ)) if not digest]
+    legacy = [
+        f"{role} version {v.version}"
+        for role, v, digest in (("challenger", challenger, vd_chal), ("champion", champion, vd_champ))
+        if not digest
+    ]
     if legacy:
-        d.warnings.append(f"{' and '.join(legacy)} {'have' if len(legacy) > 1 else 'has'} no split record ({T.SPLIT_VAL_DIGEST}; registered before the val/test "
-                          f"rule, so its {metric} may be on test): compared anyway")
+        d.warnings.append(
+            f"{' and '.join(legacy)} {'have' if len(legacy) > 1 else 'has'} no split record ({T.SPLIT_VAL_DIGEST}; registered before the val/test "
+            f"rule, so its {metric} may be on test): compared anyway"
+        )
     if d.champion_value is None:
         d.action, d.reason = REFUSE, f"champion has no {metric}"
         return d
@@ -208,7 +223,10 @@ def decide(
         if evidence.low > 0 and evidence.low >= margin:
             d.action, d.reason = PROMOTE, f"{values}; {ci}: lower bound clears margin {margin}, wins"
         else:
-            d.action, d.reason = REJECT, f"{values}; {ci}: lower bound does not clear margin {margin} (not distinguishable from noise)"
+            d.action, d.reason = (
+                REJECT,
+                f"{values}; {ci}: lower bound does not clear margin {margin} (not distinguishable from noise)",
+            )
         return d
     if no_evidence:
         d.warnings.append(f"no paired bootstrap ({no_evidence}): decided on the tag values alone")
@@ -220,8 +238,15 @@ def decide(
 
 
 def _decide_with_evidence(
-    client: MlflowClient, name: str, challenger: ModelVersion | None, champion: ModelVersion | None, margin: float,
-    gates: Gates, metric: str, resamples: int, confidence: float,
+    client: MlflowClient,
+    name: str,
+    challenger: ModelVersion | None,
+    champion: ModelVersion | None,
+    margin: float,
+    gates: Gates,
+    metric: str,
+    resamples: int,
+    confidence: float,
 ) -> Decision:
     d = decide(name, challenger, champion, margin, gates, metric)
     if not d.compared:
@@ -281,8 +306,14 @@ def promote(
             # verify: MLflow has no compare-and-set; a writer the lock does not reach may have raced us
             now_champ, now_prev = _alias_version(client, name, CHAMPION), _alias_version(client, name, PREVIOUS_CHAMPION)
             if now_champ != d.new_champion or (d.promoted and d.champion and now_prev != d.champion):
-                log.warning("promote %s: aliases changed under us (champion %s, previous %s; expected %s, %s); deciding again",
-                            name, now_champ, now_prev, d.new_champion, d.champion)
+                log.warning(
+                    "promote %s: aliases changed under us (champion %s, previous %s; expected %s, %s); deciding again",
+                    name,
+                    now_champ,
+                    now_prev,
+                    d.new_champion,
+                    d.champion,
+                )
                 continue
             _record(client, name, d.challenger, d, d.action, d.reason, d.champion)
             if d.champion:
@@ -291,8 +322,14 @@ def promote(
             d.applied = True
             log.info("%s", d.summary())
             return d
-    d = Decision(action=REFUSE, name=name, margin=margin, metric=metric, challenger=None if version is None else str(version),
-                 reason=f"the aliases kept changing under concurrent writers ({retries} attempts); nothing recorded, run promote again")
+    d = Decision(
+        action=REFUSE,
+        name=name,
+        margin=margin,
+        metric=metric,
+        challenger=None if version is None else str(version),
+        reason=f"the aliases kept changing under concurrent writers ({retries} attempts); nothing recorded, run promote again",
+    )
     log.warning("%s", d.summary())
     return d
 

@@ -221,7 +221,9 @@ def prob_columns(class_names: list[str]) -> list[str]:
 
 
 def predictions_frame(probs: np.ndarray, labels: list[str], class_names: list[str]) -> pd.DataFrame:
-    df = pd.DataFrame(np.asarray(probs, dtype=np.float32).reshape(len(labels), len(class_names)), columns=prob_columns(class_names))
+    df = pd.DataFrame(
+        np.asarray(probs, dtype=np.float32).reshape(len(labels), len(class_names)), columns=prob_columns(class_names)
+    )
     df[LABEL_COLUMN] = list(labels)
     return df
 

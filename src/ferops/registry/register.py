@@ -49,7 +49,7 @@ def check_store_location(uri: str, cwd: str | Path | None = None) -> None:
     into a throwaway database. Stop with what to set instead."""
     cwd = Path(cwd or os.getcwd()).resolve()
     parts = cwd.parts
-    in_temp = any(parts[i:i + 3] == _DVC_TEMP_WORKSPACE for i in range(len(parts)))
+    in_temp = any(parts[i : i + 3] == _DVC_TEMP_WORKSPACE for i in range(len(parts)))
     if not in_temp or not uri.startswith("sqlite:///"):
         return
     db = Path(uri.removeprefix("sqlite:///"))
@@ -142,7 +142,11 @@ def register_model(
         with registry_lock(client_uri(client), f"register {name}"):
             ensure_registered_model(client, name)
             mv = client.create_model_version(
-                name, source=info.model_uri, run_id=run_id, tags=vtags, model_id=info.model_id,
+                name,
+                source=info.model_uri,
+                run_id=run_id,
+                tags=vtags,
+                model_id=info.model_id,
                 description=f"run {vtags.get(T.RUN_NAME, run_id)}; {T.INT8_MACRO_F1}={vtags.get(T.INT8_MACRO_F1, 'n/a')} (val)",
             )
             client.set_registered_model_alias(name, CHALLENGER, mv.version)
@@ -180,5 +184,7 @@ def register_pipeline_outputs(
     if metrics and metrics.get("eval_split", "val") != "val":
         raise ValueError(f"{metrics_path}: export metrics are on {metrics.get('eval_split')!r}; the registry decides on val only")
     if metrics and "eval_split" not in metrics:
-        log.warning("%s: no eval_split recorded (an export from before the val/test rule); its numbers may be on test", metrics_path)
+        log.warning(
+            "%s: no eval_split recorded (an export from before the val/test rule); its numbers may be on test", metrics_path
+        )
     return register_model(run_id, bundle_dir, name, metrics=metrics, extra_artifacts=extra, predictions=predictions)

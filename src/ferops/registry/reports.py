@@ -13,8 +13,16 @@ from ferops.registry.register import registry_client
 
 RUN_COLUMNS = ("run", "status", "start", "val/macro_f1", "test/acc", "test/macro_f1", "int8/acc")
 VERSION_COLUMNS = (
-    "version", "aliases", "created", "run", T.INT8_MACRO_F1, T.INT8_ACC, T.EDGETPU_COMPATIBLE,
-    T.LATENCY_MS, "data", T.PROMOTION_DECISION,
+    "version",
+    "aliases",
+    "created",
+    "run",
+    T.INT8_MACRO_F1,
+    T.INT8_ACC,
+    T.EDGETPU_COMPATIBLE,
+    T.LATENCY_MS,
+    "data",
+    T.PROMOTION_DECISION,
 )
 
 
@@ -39,15 +47,17 @@ def recent_runs(experiment: str, n: int = 10, client: MlflowClient | None = None
     rows = []
     for run in runs:
         m = run.data.metrics
-        rows.append({
-            "run": run.info.run_name or run.info.run_id,
-            "status": run.info.status,
-            "start": _time(run.info.start_time),
-            "val/macro_f1": _num(m.get("val/macro_f1")),
-            "test/acc": _num(m.get("test/acc")),
-            "test/macro_f1": _num(m.get("test/macro_f1")),
-            "int8/acc": _num(m.get(T.RUN_INT8_ACC)),
-        })
+        rows.append(
+            {
+                "run": run.info.run_name or run.info.run_id,
+                "status": run.info.status,
+                "start": _time(run.info.start_time),
+                "val/macro_f1": _num(m.get("val/macro_f1")),
+                "test/acc": _num(m.get("test/acc")),
+                "test/macro_f1": _num(m.get("test/macro_f1")),
+                "int8/acc": _num(m.get(T.RUN_INT8_ACC)),
+            }
+        )
     return rows
 
 
@@ -64,18 +74,20 @@ def model_versions(name: str, client: MlflowClient | None = None) -> list[dict[s
     rows = []
     for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
         tags = dict(mv.tags)
-        rows.append({
-            "version": str(mv.version),
-            "aliases": ",".join(sorted(by_version.get(str(mv.version), []))),
-            "created": _time(mv.creation_timestamp),
-            "run": tags.get(T.RUN_NAME, mv.run_id or ""),
-            T.INT8_MACRO_F1: _num(tags.get(T.INT8_MACRO_F1)),
-            T.INT8_ACC: _num(tags.get(T.INT8_ACC)),
-            T.EDGETPU_COMPATIBLE: tags.get(T.EDGETPU_COMPATIBLE, ""),
-            T.LATENCY_MS: _num(tags.get(T.LATENCY_MS)),
-            "data": tags.get(T.DATA_FINGERPRINT, "")[:12],
-            T.PROMOTION_DECISION: tags.get(T.PROMOTION_DECISION, ""),
-        })
+        rows.append(
+            {
+                "version": str(mv.version),
+                "aliases": ",".join(sorted(by_version.get(str(mv.version), []))),
+                "created": _time(mv.creation_timestamp),
+                "run": tags.get(T.RUN_NAME, mv.run_id or ""),
+                T.INT8_MACRO_F1: _num(tags.get(T.INT8_MACRO_F1)),
+                T.INT8_ACC: _num(tags.get(T.INT8_ACC)),
+                T.EDGETPU_COMPATIBLE: tags.get(T.EDGETPU_COMPATIBLE, ""),
+                T.LATENCY_MS: _num(tags.get(T.LATENCY_MS)),
+                "data": tags.get(T.DATA_FINGERPRINT, "")[:12],
+                T.PROMOTION_DECISION: tags.get(T.PROMOTION_DECISION, ""),
+            }
+        )
     return rows
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -49,7 +50,7 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     z = np.asarray(x, dtype=np.float64)
     z = z - z.max(axis=axis, keepdims=True)
     e = np.exp(z)
-    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+    return np.asarray((e / e.sum(axis=axis, keepdims=True)).astype(np.float32))
 
 
 def _bundle_member(name: object, meta_path: Path) -> str:
@@ -60,7 +61,9 @@ def _bundle_member(name: object, meta_path: Path) -> str:
         raise BundleError(f"{meta_path}: model_file must be a file name inside the bundle, got {name!r}")
     posix, win = PurePosixPath(name), PureWindowsPath(name)
     if posix.is_absolute() or win.is_absolute() or win.drive or win.root or ".." in posix.parts or ".." in win.parts:
-        raise BundleError(f"{meta_path}: model_file {name!r} is outside the bundle directory; it must be a relative path inside it")
+        raise BundleError(
+            f"{meta_path}: model_file {name!r} is outside the bundle directory; it must be a relative path inside it"
+        )
     return name
 
 
@@ -79,7 +82,7 @@ class BundleModel:
         for p in (meta_path, labels_path):
             if not p.is_file():
                 raise BundleError(f"bundle {self.bundle_dir}: missing {p.name}")
-        self.metadata: dict = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.metadata: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
         if self.metadata.get("format") != BUNDLE_FORMAT:
             raise BundleError(f"{meta_path}: not a {BUNDLE_FORMAT} metadata file (format={self.metadata.get('format')!r})")
         self.class_names: list[str] = [ln for ln in labels_path.read_text(encoding="utf-8").splitlines() if ln.strip()]

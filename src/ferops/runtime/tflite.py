@@ -13,11 +13,12 @@ takes NHWC ``[1, H, W, 1]`` (static batch 1). Integer models are fed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TensorSpec", "TFLiteModel", "quantize", "dequantize"]
+__all__ = ["TFLiteModel", "TensorSpec", "dequantize", "quantize"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class TensorSpec:
     def quantized(self) -> bool:
         return np.issubdtype(self.dtype, np.integer) and self.scale != 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "shape": list(self.shape),
@@ -45,7 +46,7 @@ class TensorSpec:
         }
 
     @classmethod
-    def from_details(cls, d: dict) -> TensorSpec:
+    def from_details(cls, d: dict[str, Any]) -> TensorSpec:
         scale, zero_point = d.get("quantization", (0.0, 0))
         params = d.get("quantization_parameters") or {}
         scales = np.asarray(params.get("scales", []))
@@ -65,7 +66,7 @@ def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """Float values -> the integer dtype of ``spec`` (round half to even, then clip)."""
     info = np.iinfo(spec.dtype)
     q = np.rint(np.asarray(x, dtype=np.float64) / spec.scale) + spec.zero_point
-    return np.clip(q, info.min, info.max).astype(spec.dtype)
+    return np.asarray(np.clip(q, info.min, info.max).astype(spec.dtype))
 
 
 def dequantize(q: np.ndarray, spec: TensorSpec) -> np.ndarray:
@@ -116,7 +117,7 @@ class TFLiteModel:
         """Run one prepared input tensor; returns the raw output tensor (copied)."""
         self._interpreter.set_tensor(self.input.index, x)
         self._interpreter.invoke()
-        return self._interpreter.get_tensor(self.output.index).copy()
+        return np.asarray(self._interpreter.get_tensor(self.output.index).copy())
 
     def predict_logits(self, images: np.ndarray, progress: bool = False) -> np.ndarray:
         images = _as_image_batch(images, self.image_size)
@@ -140,5 +141,7 @@ def _as_image_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     elif arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or tuple(arr.shape[1:]) != tuple(size):
-        raise ValueError(f"expected images [N, {size[0]}, {size[1]}] or [N, {size[0]}, {size[1]}, 1], got {list(np.shape(images))}")
+        raise ValueError(
+            f"expected images [N, {size[0]}, {size[1]}] or [N, {size[0]}, {size[1]}, 1], got {list(np.shape(images))}"
+        )
     return arr

@@ -39,13 +39,28 @@ def main() -> None:
     if cfg.export.get("calibration_seed") is None:  # null: the run's seed draws the calibration subset
         with open_dict(cfg):
             cfg.export.calibration_seed = int(cfg.get("seed") or 0)
-    source = {"run_id": tracking.read_run_id(), "checkpoint": str(CHECKPOINT), "data_fingerprint": data.fingerprint,
-              "eval_split": EVAL_SPLIT, **{k: record[k] for k in ("val_source", "val_digest") if k in record}}
+    source = {
+        "run_id": tracking.read_run_id(),
+        "checkpoint": str(CHECKPOINT),
+        "data_fingerprint": data.fingerprint,
+        "eval_split": EVAL_SPLIT,
+        **{k: record[k] for k in ("val_source", "val_digest") if k in record},
+    }
     with pipeline_run(cfg):
         try:
             report = run_export(
-                model, meta, train.images, train.labels, val.images, val.labels, EXPORT_DIR, cfg.export,
-                source=source, metrics_path=EXPORT_METRICS, eval_ids=val.ids, eval_split=EVAL_SPLIT,
+                model,
+                meta,
+                train.images,
+                train.labels,
+                val.images,
+                val.labels,
+                EXPORT_DIR,
+                cfg.export,
+                source=source,
+                metrics_path=EXPORT_METRICS,
+                eval_ids=val.ids,
+                eval_split=EVAL_SPLIT,
             )
         except ExportGateError as err:
             metrics = err.report["metrics"]
@@ -60,11 +75,20 @@ def main() -> None:
         test_scores = score_split(model, report["files"]["tflite_int8"]["path"], test.images, test.labels, n_classes)
         add_test_section(metrics, test_scores, EXPORT_DIR / "exports" / "report.md")
         write_metrics(metrics, EXPORT_METRICS)
-        log.info("val (gates): int8 macro-F1 %.4f; test (reported once): int8 accuracy %.4f, macro-F1 %.4f",
-                 metrics["tflite_int8"]["macro_f1"], test_scores["tflite_int8"]["accuracy"], test_scores["tflite_int8"]["macro_f1"])
+        log.info(
+            "val (gates): int8 macro-F1 %.4f; test (reported once): int8 accuracy %.4f, macro-F1 %.4f",
+            metrics["tflite_int8"]["macro_f1"],
+            test_scores["tflite_int8"]["accuracy"],
+            test_scores["tflite_int8"]["macro_f1"],
+        )
         mlflow.log_metrics(flat_metrics(metrics))
-        mlflow.set_tags({"export.gates": "passed", "export.eval_split": EVAL_SPLIT,
-                         "edgetpu.compatible": str(report["edgetpu"]["compatible"]).lower()})
+        mlflow.set_tags(
+            {
+                "export.gates": "passed",
+                "export.eval_split": EVAL_SPLIT,
+                "edgetpu.compatible": str(report["edgetpu"]["compatible"]).lower(),
+            }
+        )
         mlflow.log_artifacts(str(EXPORT_DIR / "bundle"), artifact_path="export/bundle")
         mlflow.log_artifact(str(EXPORT_METRICS), artifact_path="export")
         for name in ("export_report.json", "edgetpu_report.json", "report.md", "eval_predictions.npz"):

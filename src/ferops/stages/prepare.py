@@ -39,7 +39,11 @@ def main() -> None:
             "dataset": report["dataset"],
             "fingerprint": report["fingerprint"],
             "counts": report["counts"],
-            "duplicates": {k: report["duplicates"][k] for k in ("n_groups", "cross_split", "conflicting_labels", "dropped_from_eval") if k in report["duplicates"]},
+            "duplicates": {
+                k: report["duplicates"][k]
+                for k in ("n_groups", "cross_split", "conflicting_labels", "dropped_from_eval")
+                if k in report["duplicates"]
+            },
             "quarantined": data.quarantined,
             "split": data.split_record,
         },

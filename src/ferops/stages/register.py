@@ -33,8 +33,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--bundle", type=Path, default=EXPORT_DIR / "bundle")
     p.add_argument("--onnx", type=Path, default=EXPORT_DIR / "exports" / "model.onnx")
     p.add_argument("--checkpoint", type=Path, default=CHECKPOINT)
-    p.add_argument("--predictions", type=Path, default=EXPORT_DIR / "exports" / "eval_predictions.npz",
-                   help="int8 val predictions with row ids (the paired bootstrap of promotion reads them)")
+    p.add_argument(
+        "--predictions",
+        type=Path,
+        default=EXPORT_DIR / "exports" / "eval_predictions.npz",
+        help="int8 val predictions with row ids (the paired bootstrap of promotion reads them)",
+    )
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     setup_logging()
@@ -44,8 +48,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     result = register_stage(cfg, args.run_id_file, args.export_metrics, args.bundle, args.onnx, args.checkpoint, args.predictions)
     write_json(args.out, result)
     promotion = result["promotion"]
-    log.info("%s version %s %s%s", cfg.name, result["version"], result["aliases"],
-             f"; {promotion['action']}: {promotion['reason']}" if promotion else "")
+    log.info(
+        "%s version %s %s%s",
+        cfg.name,
+        result["version"],
+        result["aliases"],
+        f"; {promotion['action']}: {promotion['reason']}" if promotion else "",
+    )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ def latest_sweep(experiment: str | None = None, tracking_uri: str | None = None)
         ids = [exp.experiment_id]
     else:
         ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(ids, filter_string="tags.`ferops.sweep` = 'true'", order_by=["attributes.start_time DESC"], max_results=1)
+    runs = client.search_runs(
+        ids, filter_string="tags.`ferops.sweep` = 'true'", order_by=["attributes.start_time DESC"], max_results=1
+    )
     if not runs:
         raise LookupError(f"no sweep parent run (tag ferops.sweep=true) in {experiment or 'any experiment'}")
     return runs[0].info.run_id
@@ -222,7 +224,13 @@ def sweep_report(
         if not scored.empty:
             best = scored.loc[scored[metric].idxmax()]
             client.log_metric(parent_run_id, f"best/{metric}", float(best[metric]))
-            tags.update({"sweep.best_run_id": best["run_id"], "sweep.best_model": str(best["model"]), "sweep.best_loss": str(best["loss"])})
+            tags.update(
+                {
+                    "sweep.best_run_id": best["run_id"],
+                    "sweep.best_model": str(best["model"]),
+                    "sweep.best_loss": str(best["loss"]),
+                }
+            )
         for key, value in tags.items():
             client.set_tag(parent_run_id, key, value)
     return df, paths

@@ -51,7 +51,9 @@ def write_study_summary(df: pd.DataFrame, results: dict, metric: str, out_dir: s
     return {"trials_csv": out_dir / "trials.csv", "study_summary": out_dir / "study_summary.md"}
 
 
-def log_study_summary(parent_run_id: str, df: pd.DataFrame, sweep_dir: str | Path, metric: str, tracking_uri: str | None = None) -> dict[str, Path]:
+def log_study_summary(
+    parent_run_id: str, df: pd.DataFrame, sweep_dir: str | Path, metric: str, tracking_uri: str | None = None
+) -> dict[str, Path]:
     """Read optimization_results.yaml, write the summary, log it, best params and value to the parent."""
     results = yaml.safe_load((Path(sweep_dir) / "optimization_results.yaml").read_text()) or {}
     paths = write_study_summary(df, results, metric, Path(sweep_dir) / "optuna")

@@ -75,7 +75,9 @@ def dataset_source(source: str | None, dataset_name: str) -> DatasetSource:
     return CodeDatasetSource({"dataset": dataset_name, **({"source": str(source)} if source else {})})
 
 
-def split_datasets(split_record: Mapping[str, Any], dataset_name: str, source: str | None = None) -> list[tuple[SplitDataset, str, dict[str, str]]]:
+def split_datasets(
+    split_record: Mapping[str, Any], dataset_name: str, source: str | None = None
+) -> list[tuple[SplitDataset, str, dict[str, str]]]:
     """(dataset, context, input tags) for each split present in ``split_record``."""
     src = dataset_source(source, dataset_name)
     out = []

@@ -74,7 +74,11 @@ def git_tags(repo_dir: str | Path = ".") -> dict[str, str]:
         return {"git.commit": "unknown", "git.dirty": "unknown"}
     managed = [*dvc_managed_paths(top), PARAMS_FILE]
     dirty = sorted(p for p in changed if not any(p == m or p.startswith(m + "/") for m in managed))
-    tags = {"git.commit": commit, "git.dirty": str(bool(dirty)).lower(), "git.params_modified": str(PARAMS_FILE in changed).lower()}
+    tags = {
+        "git.commit": commit,
+        "git.dirty": str(bool(dirty)).lower(),
+        "git.params_modified": str(PARAMS_FILE in changed).lower(),
+    }
     if dirty:
         tags["git.dirty_files"] = ",".join(dirty)[:5000]  # MLflow's tag value limit is 8000
     return tags
@@ -114,7 +118,9 @@ def dvc_lock_tags(stage: str | None = None, root: str | Path | None = None) -> d
         return tags
     for name in _upstream_stages(stage, stages):
         if name in lock:
-            tags[f"dvc.lock.{name}"] = hashlib.sha256(json.dumps(lock[name], sort_keys=True, default=str).encode()).hexdigest()[:16]
+            tags[f"dvc.lock.{name}"] = hashlib.sha256(json.dumps(lock[name], sort_keys=True, default=str).encode()).hexdigest()[
+                :16
+            ]
     return tags
 
 

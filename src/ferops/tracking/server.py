@@ -132,7 +132,11 @@ def running(
 
 @contextmanager
 def tracking_server(
-    store_dir: str | Path, host: str = LOCALHOST, port: int | None = None, timeout: float = 120.0, log_path: str | Path | None = None
+    store_dir: str | Path,
+    host: str = LOCALHOST,
+    port: int | None = None,
+    timeout: float = 120.0,
+    log_path: str | Path | None = None,
 ) -> Iterator[str]:
     """`mlflow server` on <store_dir> (see `server_command`): yield its URI, then stop it."""
     store = Path(store_dir)
@@ -141,4 +145,3 @@ def tracking_server(
     uri = f"http://{host}:{port}"
     with running(server_command(store, host, port), f"{uri}/health", log_path or store / "server.log", timeout, cwd=store):
         yield uri
-

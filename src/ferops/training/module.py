@@ -174,9 +174,7 @@ class FERClassifier(L.LightningModule):
     def _log_metrics(self, stage: str, metrics: MetricCollection) -> dict[str, float]:
         values = metrics.compute()
         headline = {f"{stage}/acc": values["acc"].item(), f"{stage}/macro_f1": values["macro_f1"].item()}
-        recalls = {
-            f"{stage}/recall/{name}": r for name, r in zip(self.class_names, values["recall"].tolist(), strict=True)
-        }
+        recalls = {f"{stage}/recall/{name}": r for name, r in zip(self.class_names, values["recall"].tolist(), strict=True)}
         metrics.reset()
         self.log_dict(headline, prog_bar=stage == "val")
         self.log_dict(recalls)
@@ -226,7 +224,7 @@ class FERClassifier(L.LightningModule):
         optimizer = self.optimizer_factory(params=groups)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         max_epochs = max(1, self.trainer.max_epochs or 1)
-        warmup = int(round(self.hparams.warmup_epochs * total / max_epochs))
+        warmup = round(self.hparams.warmup_epochs * total / max_epochs)
         scheduler = warmup_cosine(optimizer, total, warmup, self.hparams.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -12,7 +12,6 @@ from typing import Any
 import lightning as L
 import mlflow
 import numpy as np
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -183,7 +182,13 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     rank_zero = rank_zero_only.rank == 0
     run_id_to_open = point.run_id if point else t.run_id
     run_context = (
-        tracking.start_run(t.experiment, run_name=run_name, run_id=run_id_to_open, parent_run_id=None if point else t.parent_run_id, nested=bool(t.parent_run_id))
+        tracking.start_run(
+            t.experiment,
+            run_name=run_name,
+            run_id=run_id_to_open,
+            parent_run_id=None if point else t.parent_run_id,
+            nested=bool(t.parent_run_id),
+        )
         if rank_zero
         else contextlib.nullcontext()
     )
