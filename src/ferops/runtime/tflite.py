@@ -13,8 +13,8 @@ takes NHWC ``[1, H, W, 1]`` (static batch 1). Integer models are fed
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
