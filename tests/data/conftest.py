@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from fixtures_data import fer2013_lines, write_image_tree, write_text
 
 

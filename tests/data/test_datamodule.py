@@ -1,3 +1,5 @@
+import functools
+import operator
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,9 +15,7 @@ from ferops.data.preprocess import Preprocess
 
 @pytest.fixture(scope="module")
 def synthetic_dm():
-    dm = FERDataModule(
-        SyntheticFaces(n_per_class=20, seed=1), batch_size=16, eval_batch_size=32, augment=BatchAugment(), seed=0
-    )
+    dm = FERDataModule(SyntheticFaces(n_per_class=20, seed=1), batch_size=16, eval_batch_size=32, augment=BatchAugment(), seed=0)
     dm.setup("fit")
     return dm
 
@@ -52,7 +52,7 @@ def test_train_batches(synthetic_dm):
     assert b["image"].dtype == torch.uint8 and b["image"].shape == (16, 1, 48, 48)
     assert b["label"].dtype == torch.int64 and b["label"].shape == (16,)
     # a batch is the gather of its indices: compare with the split arrays
-    images, labels = synthetic_dm.split_arrays("train")
+    _images, labels = synthetic_dm.split_arrays("train")
     seen = torch.cat([x["label"] for x in batches])
     assert sorted(seen.tolist()) == sorted(labels.tolist())
     # reshuffled each epoch
@@ -72,7 +72,7 @@ def test_eval_batches_are_ordered_and_complete(synthetic_dm):
 def test_sampler_drop_last_and_seed():
     s = IndexBatchSampler(10, 4, shuffle=True, drop_last=False, seed=3)
     first = [b.tolist() for b in s]
-    assert [len(b) for b in first] == [4, 4, 2] and sorted(sum(first, [])) == list(range(10))
+    assert [len(b) for b in first] == [4, 4, 2] and sorted(functools.reduce(operator.iadd, first, [])) == list(range(10))
     s2 = IndexBatchSampler(10, 4, shuffle=True, drop_last=True, seed=3)
     assert [b.tolist() for b in s2] == first[:2]
     assert len(IndexBatchSampler(3, 4, drop_last=True)) == 1  # never drops everything

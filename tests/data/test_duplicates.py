@@ -49,7 +49,5 @@ def test_dedupe_drop_from_eval():
 
 def test_report_handles_generic_split_names():
     h = {"a": np.array(["x", "y"]), "b": np.array(["x"])}
-    rep = duplicate_report(
-        h, {"a": np.array([0, 1]), "b": np.array([0])}, {"a": np.array(["1", "2"]), "b": np.array(["3"])}
-    )
+    rep = duplicate_report(h, {"a": np.array([0, 1]), "b": np.array([0])}, {"a": np.array(["1", "2"]), "b": np.array(["3"])})
     assert rep["cross_split"] == {"a/b": 1} and rep["n_groups"] == 1

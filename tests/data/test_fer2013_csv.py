@@ -2,11 +2,11 @@ import csv
 
 import numpy as np
 import pytest
-from fixtures_data import FER2013_HEADER as HEADER
-from fixtures_data import pixel_string, pixels_of
 
 from ferops.data import DataValidationError, Fer2013Csv, prepare_dataset
 from ferops.data.validation import read_quarantine, write_quarantine
+from fixtures_data import FER2013_HEADER as HEADER
+from fixtures_data import pixel_string, pixels_of
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -47,7 +47,7 @@ PIX = pixels_of(2).reshape(-1).tolist()
     "bad_line, reason",
     [
         ("0," + " ".join(map(str, PIX[:-1])) + ",Training", "expected 2304 pixel values, got 2303"),
-        ("0," + " ".join(map(str, PIX + [5])) + ",Training", "expected 2304 pixel values, got 2305"),
+        ("0," + " ".join(map(str, [*PIX, 5])) + ",Training", "expected 2304 pixel values, got 2305"),
         (
             "0," + " ".join(map(str, PIX[:10])) + " abc " + " ".join(map(str, PIX[11:])) + ",Training",
             "non-numeric pixel value 'abc'",
@@ -139,9 +139,7 @@ def test_skip_quarantines_bad_rows(write_csv, tmp_path):
 
     qpath = tmp_path / "out" / "quarantine.csv"
     with pytest.warns(UserWarning, match="no test rows"):
-        prepared = prepare_dataset(
-            raw, split={"strategy": "stratified", "fractions": [0.5, 0.5, 0.0]}, quarantine_path=qpath
-        )
+        prepared = prepare_dataset(raw, split={"strategy": "stratified", "fractions": [0.5, 0.5, 0.0]}, quarantine_path=qpath)
     assert prepared.quarantined == 2
     assert prepared.report["quarantine"]["count"] == 2
     with qpath.open() as f:

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from fixtures_data import FERPLUS_HEADER, ferplus_line, pixels_of, write_fer2013_csv, write_text
 
 from ferops.data import DataValidationError, FerPlus
+from fixtures_data import FERPLUS_HEADER, ferplus_line, pixels_of, write_fer2013_csv, write_text
 
 # (FER2013 label, Usage, FER+ image name, votes)
 ROWS = [
@@ -20,9 +20,7 @@ ROWS = [
 @pytest.fixture
 def ferplus_files(tmp_path):
     def _make(rows=ROWS, ferplus_lines=None):
-        fer = write_fer2013_csv(
-            tmp_path / "fer2013.csv.gz", [(lab, use, 200 + i) for i, (lab, use, _, _) in enumerate(rows)]
-        )
+        fer = write_fer2013_csv(tmp_path / "fer2013.csv.gz", [(lab, use, 200 + i) for i, (lab, use, _, _) in enumerate(rows)])
         lines = ferplus_lines or [FERPLUS_HEADER] + [ferplus_line(use, name, votes) for _, use, name, votes in rows]
         return fer, write_text(tmp_path / "fer2013new.csv", lines)
 
@@ -79,7 +77,7 @@ def test_soft_contempt_as_disgust(ferplus_files):
 
 def test_row_count_mismatch(ferplus_files):
     fer, fp = ferplus_files(ferplus_lines=[FERPLUS_HEADER, ferplus_line("Training", "a.png", {"neutral": 10})])
-    with pytest.raises(DataValidationError, match="has 1 data rows but .* has 8"):
+    with pytest.raises(DataValidationError, match=r"has 1 data rows but .* has 8"):
         FerPlus(fer, fp).load()
 
 

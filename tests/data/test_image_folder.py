@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from fixtures_data import pixels_of
 
 from ferops.data import DataValidationError, ImageFolder, prepare_dataset
+from fixtures_data import pixels_of
 
 
 def test_split_layout_values(image_tree):

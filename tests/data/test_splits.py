@@ -97,9 +97,9 @@ def test_missing_val_is_carved_from_train():
 
 def test_no_train_rows_is_a_clear_error():
     raw = make_raw(["val"] * 3 + ["test"] * 3)
-    with pytest.raises(ValueError, match="no train rows .*split.strategy=stratified"):
+    with pytest.raises(ValueError, match=r"no train rows .*split\.strategy=stratified"):
         assign_splits(raw, "official")
-    with pytest.raises(ValueError, match="split.strategy must be one of"):
+    with pytest.raises(ValueError, match=r"split\.strategy must be one of"):
         assign_splits(raw, "random")
 
 

@@ -38,9 +38,7 @@ def _centroid_accuracy(images, labels, usage):
 
 def test_classes_differ():
     # with nuisances off, expressions alone separate the classes far above chance (1/7)
-    clean = SyntheticFaces(
-        n_per_class=40, seed=1, difficulty=0.0, occlusion_p=0.0, usage_fractions=(0.5, 0.25, 0.25)
-    ).load()
+    clean = SyntheticFaces(n_per_class=40, seed=1, difficulty=0.0, occlusion_p=0.0, usage_fractions=(0.5, 0.25, 0.25)).load()
     assert _centroid_accuracy(clean.images, clean.labels, clean.usage) > 0.3
     # and the class-mean faces differ where the expression is drawn (mouth region)
     means = np.stack([clean.images[clean.labels == c, 28:42, 12:36].astype(float).mean(0) for c in range(7)])
@@ -50,6 +48,6 @@ def test_classes_differ():
 
 def test_generation_speed():
     t = time.process_time()
-    images, labels = generate(n_per_class=430, seed=0)  # ~3000 faces
+    images, _labels = generate(n_per_class=430, seed=0)  # ~3000 faces
     assert len(images) == 3010
     assert time.process_time() - t < 3.0

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from fixtures_data import write_fer2013_csv
 
 ROOT = Path(__file__).resolve().parents[2]

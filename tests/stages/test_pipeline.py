@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+
 from fixtures_data import write_fer2013_csv
 
 ROOT = Path(__file__).resolve().parents[2]

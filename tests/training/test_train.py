@@ -9,12 +9,12 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from fixtures_data import write_fer2013_csv
 from hydra.utils import instantiate
 
 from confutil import CONF_DIR, compose_config
 from ferops.training.checkpoint import load_deployable
 from ferops.training.train import train
+from fixtures_data import write_fer2013_csv
 
 # Tiny but complete: one epoch of two batches, one val and one test batch.
 TINY = [

@@ -100,17 +100,11 @@ class BatchAugment(nn.Module):
             )
             angle = angle * (math.pi / 180.0)
             shifted = coin(self.shift_p)
-            tx = torch.where(
-                shifted, uniform(-2 * self.max_shift, 2 * self.max_shift), torch.zeros(b, device=dev, dtype=dt)
-            )
-            ty = torch.where(
-                shifted, uniform(-2 * self.max_shift, 2 * self.max_shift), torch.zeros(b, device=dev, dtype=dt)
-            )
+            tx = torch.where(shifted, uniform(-2 * self.max_shift, 2 * self.max_shift), torch.zeros(b, device=dev, dtype=dt))
+            ty = torch.where(shifted, uniform(-2 * self.max_shift, 2 * self.max_shift), torch.zeros(b, device=dev, dtype=dt))
             cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
             # output -> input sampling coordinates: rotate(angle) . scale(1/zoom) . flip, then shift
-            theta = torch.stack(
-                [torch.stack([cos * flip, -sin, tx], dim=1), torch.stack([sin * flip, cos, ty], dim=1)], dim=1
-            )
+            theta = torch.stack([torch.stack([cos * flip, -sin, tx], dim=1), torch.stack([sin * flip, cos, ty], dim=1)], dim=1)
             grid = F.affine_grid(theta, [b, x.shape[1], h, w], align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding_mode, align_corners=False)
 

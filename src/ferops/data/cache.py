@@ -28,9 +28,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def cache_key(kind: str, inputs: object, options: dict) -> str:
-    blob = json.dumps(
-        {"version": CACHE_VERSION, "kind": kind, "inputs": inputs, "options": options}, sort_keys=True, default=str
-    )
+    blob = json.dumps({"version": CACHE_VERSION, "kind": kind, "inputs": inputs, "options": options}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -75,9 +75,7 @@ class ClassMap:
             soft = raw.soft[keep] @ self.matrix()
             total = soft.sum(axis=1, keepdims=True)
             # a kept row always has mass on its own (mapped) class; guard anyway
-            soft = np.where(
-                total > 0, soft / np.maximum(total, 1e-12), np.eye(self.num_classes, dtype=np.float32)[labels]
-            )
+            soft = np.where(total > 0, soft / np.maximum(total, 1e-12), np.eye(self.num_classes, dtype=np.float32)[labels])
             soft = soft.astype(np.float32)
             labels = soft.argmax(axis=1)
         stats = dict(out.stats)

@@ -77,9 +77,7 @@ class IndexBatchSampler(Sampler):
     without it the global torch RNG is used (follows ``seed_everything``).
     """
 
-    def __init__(
-        self, n: int, batch_size: int, shuffle: bool = False, drop_last: bool = False, seed: int | None = None
-    ):
+    def __init__(self, n: int, batch_size: int, shuffle: bool = False, drop_last: bool = False, seed: int | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.n, self.batch_size, self.shuffle, self.seed = int(n), int(batch_size), bool(shuffle), seed

@@ -79,7 +79,7 @@ def split_record(splits: Mapping[str, SplitData], sources: Mapping[str, str]) ->
 
 def _counts(labels: np.ndarray, class_names: list[str]) -> dict[str, int]:
     per = np.bincount(labels, minlength=len(class_names))
-    return {**{c: int(n) for c, n in zip(class_names, per)}, "total": int(len(labels))}
+    return {**{c: int(n) for c, n in zip(class_names, per)}, "total": len(labels)}
 
 
 def prepare_dataset(

@@ -104,7 +104,7 @@ def _carve(
     if len(carved) == 0 and len(rows) >= 2:  # classes too small to stratify: carve whole groups at random
         keys = np.arange(len(rows)) if g is None else np.unique(g, return_inverse=True)[1]
         order = np.random.default_rng(seed).permutation(keys.max() + 1)
-        n_groups = max(1, int(round(fraction * len(order))))
+        n_groups = max(1, round(fraction * len(order)))
         taken = np.isin(keys, order[:n_groups])
         keep, carved = np.flatnonzero(~taken), np.flatnonzero(taken)
     if len(carved) == 0 or len(keep) == 0:

@@ -71,9 +71,7 @@ def _paint(img, alpha, value):
     img += alpha * value
 
 
-def render_faces(
-    params: np.ndarray, rng: np.random.Generator, difficulty: float = 1.0, occlusion_p: float = 0.25
-) -> np.ndarray:
+def render_faces(params: np.ndarray, rng: np.random.Generator, difficulty: float = 1.0, occlusion_p: float = 0.25) -> np.ndarray:
     """Draw faces for expression parameter rows [N, 8] (order `_KEYS`) -> uint8 [N, 48, 48]."""
     n = len(params)
     f32 = np.float32
@@ -137,9 +135,7 @@ def render_faces(
         _paint(
             img,
             _soft(
-                _segment_sd(
-                    u, v, side * (eye_sep - 3.2), base + inner * 0.6, side * (eye_sep + 3.4), base - inner * 0.25, 0.9
-                )
+                _segment_sd(u, v, side * (eye_sep - 3.2), base + inner * 0.6, side * (eye_sep + 3.4), base - inner * 0.25, 0.9)
             ),
             dark,
         )
@@ -215,17 +211,15 @@ class SyntheticFaces(Source):
     ):
         fr = np.asarray(usage_fractions, float)
         if fr.shape != (3,) or (fr < 0).any() or not np.isclose(fr.sum(), 1.0):
-            raise ValueError(
-                f"usage_fractions must be 3 non-negative numbers summing to 1, got {list(usage_fractions)}"
-            )
+            raise ValueError(f"usage_fractions must be 3 non-negative numbers summing to 1, got {list(usage_fractions)}")
         self.n_per_class, self.fractions, self.seed = int(n_per_class), fr, int(seed)
         self.difficulty, self.occlusion_p, self.name = float(difficulty), float(occlusion_p), name
         self.on_bad_rows, self.cache_dir = on_bad_rows, None
 
     def decode(self) -> RawData:
         images, labels = generate(self.n_per_class, self.seed, FER_CLASSES, self.difficulty, self.occlusion_p)
-        n_val = int(round(self.n_per_class * self.fractions[1]))
-        n_test = int(round(self.n_per_class * self.fractions[2]))
+        n_val = round(self.n_per_class * self.fractions[1])
+        n_test = round(self.n_per_class * self.fractions[2])
         per_class = np.array(["train"] * (self.n_per_class - n_val - n_test) + ["val"] * n_val + ["test"] * n_test)
         k = np.tile(np.arange(self.n_per_class), len(FER_CLASSES))
         ids = np.array([f"synthetic:{FER_CLASSES[c]}:{i}" for c, i in zip(labels.tolist(), k.tolist())])

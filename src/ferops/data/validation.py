@@ -105,9 +105,7 @@ def read_quarantine(path: str | os.PathLike) -> list[DataIssue]:
         return [DataIssue(**r) for r in json.loads(path.read_text())]
     with path.open(newline="") as f:
         return [
-            DataIssue(
-                file=r["file"], reason=r["reason"], row=int(r["row"]) if r["row"] else None, path=r["path"] or None
-            )
+            DataIssue(file=r["file"], reason=r["reason"], row=int(r["row"]) if r["row"] else None, path=r["path"] or None)
             for r in csv.DictReader(f)
         ]
 
@@ -166,9 +164,7 @@ def duplicate_report(
                 if len(set(labels[split][idx].tolist())) > 1:
                     conflicts[split] += 1
                     if len(conflict_examples) < max_examples:
-                        conflict_examples.append(
-                            [f"{ids[split][i]} (label {int(labels[split][i])})" for i in idx[:max_examples]]
-                        )
+                        conflict_examples.append([f"{ids[split][i]} (label {int(labels[split][i])})" for i in idx[:max_examples]])
         if len(examples) < max_examples:
             examples.append([f"{s}:{ids[s][i]}" for s, i in rows[:max_examples]])
     return {
