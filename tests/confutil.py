@@ -7,6 +7,18 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+# Tiny but complete training: one epoch of two batches, one val and one test batch.
+TINY = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=1",
+    "trainer.enable_progress_bar=false",
+    "~callbacks.progress_bar",
+    "data.source.n_per_class=20",
+    "data.batch_size=16",
+]
+
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 

@@ -9,20 +9,9 @@ import mlflow
 import pytest
 import torch
 
-from confutil import compose_config
+from confutil import TINY, compose_config
 from ferops.training.checkpoint import UnsafeCheckpointError, load_deployable
 from ferops.training.train import train
-
-TINY = [
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=2",
-    "+trainer.limit_val_batches=1",
-    "+trainer.limit_test_batches=1",
-    "trainer.enable_progress_bar=false",
-    "~callbacks.progress_bar",
-    "data.source.n_per_class=20",
-    "data.batch_size=16",
-]
 
 
 @pytest.fixture(scope="module")

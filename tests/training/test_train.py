@@ -11,22 +11,10 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from confutil import CONF_DIR, compose_config
+from confutil import CONF_DIR, TINY, compose_config
 from ferops.training.checkpoint import load_deployable
 from ferops.training.train import train
 from fixtures_data import write_fer2013_csv
-
-# Tiny but complete: one epoch of two batches, one val and one test batch.
-TINY = [
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=2",
-    "+trainer.limit_val_batches=1",
-    "+trainer.limit_test_batches=1",
-    "trainer.enable_progress_bar=false",
-    "~callbacks.progress_bar",
-    "data.source.n_per_class=20",
-    "data.batch_size=16",
-]
 
 
 def _options(group: str) -> list[str]:
