@@ -195,7 +195,7 @@ def test_export_stage_gates_on_val_and_scores_test_once_afterwards(exported, tin
 
     splits = {"train": split(100, 1, "tr"), "val": split(60, 2, "va"), "test": split(90, 3, "te")}
     record = {"val_source": "carved from Training (10%, seed 42)", "val_digest": "ab" * 32}
-    data = SimpleNamespace(splits=splits, fingerprint="fp", split_record=record, test_is_val=False)
+    data = SimpleNamespace(splits=splits, fingerprint="fp", split_record=record)
     calls = {}
 
     def fake_run_export(model, meta, cx, cy, ex, ey, out_dir, cfg, *, source, metrics_path, eval_ids, eval_split):

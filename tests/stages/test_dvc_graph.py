@@ -18,14 +18,12 @@ from __future__ import annotations
 import ast
 import json
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from repo_copy import copy_repo, run
 
 from fixtures_data import write_fer2013_csv
 
@@ -81,43 +79,6 @@ if _out:
 
     atexit.register(_dump)
 """
-
-
-def run(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
-
-
-def copy_repo(tmp: Path) -> tuple[Path, dict]:
-    """A git + DVC copy of the working tree (tracked and untracked, not ignored: what tests/stages/test_pipeline.py
-    copies, plus new files not yet added), with its own MLflow store."""
-    dst = tmp / "repo"
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for f in files:
-        src = ROOT / f
-        if src.is_file() and not f.startswith(("reports/", "dvc.lock")):
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / f)
-    shutil.copy2(DVC_YAML, dst / "dvc.yaml")
-    (tmp / "mlruns").mkdir()
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}",
-        "PYTHONPATH": str(dst / "src"),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
-    ):
-        run(cmd, dst, env)
-    return dst, env
 
 
 def compose(repo_dir: Path, *overrides: str) -> None:
@@ -208,7 +169,7 @@ TINY_CSV = [
 
 def record_pipeline(tmp: Path, overrides: tuple[str, ...], *stages: str):
     """`dvc repro [stages]` in a copy, every stage's imports and params reads recorded."""
-    repo_dir, env = copy_repo(tmp)
+    repo_dir, env = copy_repo(tmp, DVC_YAML)
     hook, records = tmp / "hook", tmp / "records"
     hook.mkdir()
     records.mkdir()

@@ -3,52 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import mlflow
 import pytest
+from repo_copy import copy_repo, run
 
 from fixtures_data import write_fer2013_csv
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
 
 
 @pytest.fixture
 def repo(tmp_path):
-    """A git + DVC copy of the project's tracked files, with its own MLflow store."""
-    dst = tmp_path / "repo"
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        src = ROOT / f
-        if src.is_file() and not f.startswith(("reports/", "dvc.lock")):
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / f)
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
-        "PYTHONPATH": str(dst / "src"),  # the copy's code, not the checkout's
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    (tmp_path / "mlruns").mkdir()
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
-    ):
-        run(cmd, dst, env)
-    return dst, env
+    """A git + DVC copy of the project's files, with its own MLflow store."""
+    return copy_repo(tmp_path)
 
 
 def compose(repo_dir: Path, env: dict, *overrides: str) -> None:
