@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = None
     if args.checkpoint:
         from ferops.export.latency import torch_latency
-        from ferops.training.checkpoint import load_deployable
+        from ferops.models.checkpoint import load_deployable
 
         model, _meta = load_deployable(args.checkpoint)
         results["pytorch"] = torch_latency(model, face, **kw)

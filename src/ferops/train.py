@@ -9,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ferops.training.resume import find_run_dir
-from ferops.training.train import main_metric, train
+from ferops.training.run import main_metric, train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -17,7 +17,7 @@ CLASS_NAMES = ["top", "bottom", "left"]
 
 
 class Normalize(nn.Module):
-    """Stand-in for ferops.data.preprocess.Preprocess: raw 0..255 -> [resize] -> [repeat to 3 channels]
+    """Stand-in for ferops.models.preprocess.Preprocess: raw 0..255 -> [resize] -> [repeat to 3 channels]
     -> (x/255 - mean) / std, written the way timm-backbone preprocessing is (F.interpolate, Tensor.repeat)."""
 
     def __init__(self, mean: float = 0.5, std: float = 0.25, in_chans: int = 1, input_size: int = 48):

@@ -39,7 +39,7 @@ def main() -> None:
         d = promote(name, client=client).to_dict()
     elif mode == "register":
         from ferops.registry.config import RegistryConfig
-        from ferops.registry.pipeline import register_stage
+        from ferops.registry.register_and_promote import register_stage
 
         os.chdir(arg)
         out = Path(arg) / "outputs"

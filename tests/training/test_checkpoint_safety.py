@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from confutil import TINY, compose_config
-from ferops.training.checkpoint import UnsafeCheckpointError, load_deployable
-from ferops.training.train import train
+from ferops.models.checkpoint import UnsafeCheckpointError, load_deployable
+from ferops.training.run import train
 
 
 @pytest.fixture(scope="module")

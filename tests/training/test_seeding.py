@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from confutil import compose_config
-from ferops.training.train import train
+from ferops.training.run import train
 
 TINY_RUN = [
     "experiment=smoke",

@@ -7,7 +7,7 @@ import json
 import mlflow
 
 from confutil import compose_config
-from ferops.training.train import train
+from ferops.training.run import train
 
 
 def test_fast_dev_run_on_the_defaults_reports_what_it_scored(mlflow_store, tmp_path):

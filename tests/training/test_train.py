@@ -12,8 +12,8 @@ import torch
 from hydra.utils import instantiate
 
 from confutil import CONF_DIR, TINY, compose_config
-from ferops.training.checkpoint import load_deployable
-from ferops.training.train import train
+from ferops.models.checkpoint import load_deployable
+from ferops.training.run import train
 from fixtures_data import write_fer2013_csv
 
 
@@ -129,6 +129,15 @@ def test_smoke_run_is_recorded_in_mlflow(mlflow_store, tmp_path):
     report = {Path(a.path).name for a in client.list_artifacts(result.run_id, "test_report")}
     assert {"confusion_matrix.png", "classification_report.txt", "metrics.json"} <= report
     assert any(k.startswith("lr-") for k in run.data.metrics), "learning rate of each param group"
+
+
+def test_logger_group_adds_a_csv_logger_and_keeps_mlflow_in_the_run(mlflow_store, tmp_path):
+    # the logger group, not train(), decides which Lightning loggers a run has
+    result = train(compose_config(["experiment=smoke", *TINY, "logger=mlflow_csv"]), tmp_path / "out")
+    csvs = list((tmp_path / "out" / "csv").rglob("metrics.csv"))
+    assert len(csvs) == 1 and "val/macro_f1" in csvs[0].read_text().splitlines()[0]
+    run = mlflow.MlflowClient(mlflow_store).get_run(result.run_id)
+    assert "val/macro_f1" in run.data.metrics  # the MLflow logger still writes into train()'s run
 
 
 def test_run_names_are_unique_under_the_same_seed(mlflow_store, tmp_path):

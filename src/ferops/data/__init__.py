@@ -1,7 +1,7 @@
 """ferops.data: sources, validation, class maps, splits, cache and the Lightning datamodule.
 
 Numpy-only names are re-exported here; the torch parts live in `ferops.data.datamodule`,
-`ferops.data.augment` and `ferops.data.preprocess` (import them directly).
+`ferops.data.augment` and `ferops.models.preprocess` (import them directly).
 """
 
 from ferops.data.class_map import ClassMap
@@ -9,7 +9,7 @@ from ferops.data.constants import FER_CLASSES, IMAGE_SIZE
 from ferops.data.fer2013 import Fer2013Csv
 from ferops.data.ferplus import FerPlus
 from ferops.data.image_folder import ImageFolder
-from ferops.data.pipeline import PreparedData, load_prepared, prepare_dataset, save_prepared
+from ferops.data.prepare import PreparedData, load_prepared, prepare_dataset, save_prepared
 from ferops.data.raw import RawData
 from ferops.data.splits import SplitWarning, assign_splits, calibration_indices, calibration_subset
 from ferops.data.synthetic import SyntheticFaces

@@ -24,8 +24,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ferops.data.augment import BatchAugment
 from ferops.data.class_map import ClassMap, fer7
 from ferops.data.constants import SPLITS
-from ferops.data.pipeline import PreparedData, load_prepared, prepare_dataset
-from ferops.data.preprocess import Preprocess, preprocessing_dict
+from ferops.data.prepare import PreparedData, load_prepared, prepare_dataset
+
+# the record's format belongs to the model's first layer (models/preprocess.py); data only fills it in
+from ferops.models.preprocess import preprocessing_dict
 from ferops.seeding import derived_seed
 
 log = logging.getLogger(__name__)
@@ -254,10 +256,6 @@ class FERDataModule(LightningDataModule):
         if self._mean is None or self._std is None:
             self._require()
         return preprocessing_dict(self.input_size, self.in_chans, self._mean, self._std)
-
-    def make_preprocess(self) -> Preprocess:
-        """The `Preprocess` module matching ``preprocessing`` (for the model's first layer)."""
-        return Preprocess.from_dict(self.preprocessing)
 
     def split_arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(images uint8 [N, 48, 48], labels int64 [N]) of ``split`` (train/val/test)."""

@@ -11,7 +11,7 @@ from ferops.data import ClassMap, Fer2013Csv, ImageFolder
 from ferops.data.constants import usage_of
 from ferops.evaluation.predict import predict_probs
 from ferops.evaluation.report import write_evaluation_report
-from ferops.training.checkpoint import load_deployable
+from ferops.models.checkpoint import load_deployable
 
 
 def load_external(path: str | Path, class_map: ClassMap, usage: str | None = None, on_bad_rows: str = "error"):

@@ -1,9 +1,11 @@
-"""Evaluation figures: confusion matrix, per-class recall, reliability diagram, confident mistakes."""
+"""Evaluation figures: confusion matrix, per-class recall, reliability diagram (alone or before/after
+temperature scaling), confident mistakes, the unknown-threshold analysis."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -12,7 +14,14 @@ from matplotlib.image import AxesImage
 from ferops.evaluation.figures import check_images, finish, new_figure, show_face, text_figure
 from ferops.evaluation.metrics import ReliabilityBins
 
-__all__ = ["plot_confident_mistakes", "plot_confusion_matrix", "plot_per_class_accuracy", "plot_reliability_diagram"]
+__all__ = [
+    "plot_confident_mistakes",
+    "plot_confusion_matrix",
+    "plot_per_class_accuracy",
+    "plot_reliability_comparison",
+    "plot_reliability_diagram",
+    "plot_threshold_analysis",
+]
 
 
 # ----------------------------------------------------------------------------- confusion matrix
@@ -144,6 +153,27 @@ def plot_reliability_diagram(
     """Accuracy vs confidence per bin (bars), the gap to the diagonal (hatched) and a count histogram below."""
     fig = new_figure((5.6, 6.2), layout="constrained")
     ax, ax_hist = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    _draw_reliability(ax, ax_hist, bins, title)
+    return finish(fig, out_path)
+
+
+def plot_reliability_comparison(
+    panels: Sequence[tuple[str, ReliabilityBins]],
+    title: str = "Reliability diagram",
+    out_path: str | Path | None = None,
+) -> Figure:
+    """Reliability diagrams side by side, e.g. ``[("before (T = 1)", bins), ("after (T = 1.6)", bins)]``."""
+    if not panels:
+        raise ValueError("no reliability panels")
+    fig = new_figure((5.2 * len(panels), 6.2), layout="constrained")
+    axes = fig.subplots(2, len(panels), sharex=True, height_ratios=[3, 1], squeeze=False)
+    for k, (name, bins) in enumerate(panels):
+        _draw_reliability(axes[0, k], axes[1, k], bins, name)
+    fig.suptitle(title, fontsize=13)
+    return finish(fig, out_path)
+
+
+def _draw_reliability(ax, ax_hist, bins: ReliabilityBins, title: str) -> None:
     width = bins.upper - bins.lower
     centers = (bins.lower + bins.upper) / 2
     filled = bins.count > 0
@@ -189,6 +219,63 @@ def plot_reliability_diagram(
     ax_hist.set_ylabel("Samples")
     ax_hist.grid(axis="y", alpha=0.3)
     ax_hist.set_axisbelow(True)
+
+
+# ----------------------------------------------------------------------------- unknown threshold
+
+
+def plot_threshold_analysis(
+    curve: Sequence[Mapping[str, Any]],
+    recommendation: Mapping[str, Any],
+    title: str = "Unknown threshold",
+    out_path: str | Path | None = None,
+) -> Figure:
+    """Left: coverage, accepted accuracy and accepted macro-F1 against the threshold (val sweep), the
+    recommended threshold marked. Right: accepted accuracy against coverage, with the recommended
+    point on val and (when ``recommendation["test"]`` is there) on test."""
+
+    def col(key: str) -> np.ndarray:
+        return np.array([np.nan if r[key] is None else r[key] for r in curve], dtype=np.float64)
+
+    thr, cov, acc, f1 = col("threshold"), col("coverage"), col("accepted_accuracy"), col("accepted_macro_f1")
+    t0 = float(recommendation["threshold"])
+    fig = new_figure((11.0, 4.6), layout="constrained")
+    ax, ax_rc = fig.subplots(1, 2)
+    ax.plot(thr, cov, color="#4C72B0", label="coverage")
+    ax.plot(thr, acc, color="#C44E52", label="accepted accuracy")
+    ax.plot(thr, f1, color="#55A868", linestyle="--", label="accepted macro-F1")
+    ax.axvline(t0, color="0.3", linestyle=":", label=f"recommended {t0:.2f}")
+    if recommendation.get("policy") == "target_accuracy":
+        ax.axhline(float(recommendation["target"]), color="#C44E52", linewidth=0.8, alpha=0.5, label="target accuracy")
+    elif recommendation.get("policy") == "target_coverage":
+        ax.axhline(float(recommendation["target"]), color="#4C72B0", linewidth=0.8, alpha=0.5, label="target coverage")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.03)
+    ax.set_xlabel("Threshold on the top calibrated probability")
+    ax.set_ylabel("Fraction")
+    ax.set_title("Val sweep")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+
+    ax_rc.plot(cov, acc, color="#C44E52", label="val")
+    for split, marker in (("val", "o"), ("test", "s")):
+        point = recommendation.get(split)
+        if point and point.get("accepted_accuracy") is not None:
+            ax_rc.plot(
+                point["coverage"],
+                point["accepted_accuracy"],
+                marker,
+                color="black" if split == "val" else "#DD8452",
+                label=f"{split} at {t0:.2f}: coverage {point['coverage']:.2f}, accuracy {point['accepted_accuracy']:.3f}",
+            )
+    ax_rc.set_xlim(0, 1.02)
+    ax_rc.set_ylim(0, 1.03)
+    ax_rc.set_xlabel("Coverage (fraction accepted)")
+    ax_rc.set_ylabel("Accuracy of accepted predictions")
+    ax_rc.set_title("Accuracy vs coverage")
+    ax_rc.grid(alpha=0.3)
+    ax_rc.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    fig.suptitle(f"{title}: {recommendation.get('rule', '')}", fontsize=11)
     return finish(fig, out_path)
 
 

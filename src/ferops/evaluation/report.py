@@ -12,12 +12,19 @@ Files of :func:`write_evaluation_report` (each name preceded by ``prefix``):
 ``confusion.json``          DVC's ``confusion`` template (the JSON is a list of the same rows)
 ``confusion_matrix.png``    counts and row-normalised matrix
 ``per_class_accuracy.png``  recall per class with support, accuracy and balanced accuracy
-``reliability.png``         reliability diagram with the ECE in its title
+``reliability.png``         reliability diagram with the ECE in its title (before | after panels when
+                            ``probs_before`` is given: the same rows before temperature scaling)
 ``reliability.json``        one row per bin: ``bin, bin_lower, bin_upper, confidence, accuracy, count``
                             (``null`` means for empty bins)
+``reliability_before.json`` the same for ``probs_before`` (only when given)
 ``mistakes.png``            most confident mistakes (only when ``images`` is given)
 ``classification_report.txt`` sklearn's ``classification_report`` (+ ``nll`` and ``ece``)
 =========================== ===============================================================
+
+Files of :func:`write_threshold_report` (the unknown threshold, ``ferops.evaluation.threshold``):
+``threshold_curve.csv`` (the val sweep, one row a threshold), ``threshold_recommendation.json``
+(threshold, policy, target, and coverage / accepted accuracy on val and, when scored, test) and
+``threshold_analysis.png``.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from ferops.evaluation.metrics import (
     classification_metrics,
     confusion_matrix,
     metric_key,
+    nll,
     per_class_metrics,
     reliability_bins,
 )
@@ -44,7 +52,9 @@ from ferops.evaluation.plots_eval import (
     plot_confident_mistakes,
     plot_confusion_matrix,
     plot_per_class_accuracy,
+    plot_reliability_comparison,
     plot_reliability_diagram,
+    plot_threshold_analysis,
 )
 
 __all__ = [
@@ -52,6 +62,7 @@ __all__ = [
     "data_stats",
     "write_data_report",
     "write_evaluation_report",
+    "write_threshold_report",
 ]
 
 
@@ -112,6 +123,9 @@ def write_evaluation_report(
     n_bins: int = 15,
     max_mistakes: int = 24,
     title: str | None = None,
+    probs_before: object | None = None,
+    before_label: str = "before temperature scaling",
+    after_label: str = "after",
 ) -> dict[str, object]:
     """Evaluate ``probs [N, C]`` against ``y_true [N]`` and write every report file into ``out_dir``.
 
@@ -119,7 +133,9 @@ def write_evaluation_report(
     pass ``None`` to skip that figure. ``prefix`` goes in front of every file name
     (``"test_"`` -> ``test_metrics.json``), so several sets can share one directory;
     metric keys themselves are not prefixed (use ``metrics.add_prefix`` before logging).
-    ``title`` (e.g. the set's name) is put in front of the figure titles.
+    ``title`` (e.g. the set's name) is put in front of the figure titles. ``probs_before``: the same
+    rows before calibration (e.g. ``T = 1``); the reliability diagram then shows both, and
+    metrics.json gains ``nll_uncalibrated`` / ``ece_uncalibrated``.
 
     Returns ``{"metrics": flat dict as in metrics.json, "files": [Path, ...]}``.
     """
@@ -137,6 +153,14 @@ def write_evaluation_report(
     confidence = p.max(axis=1)
     cm = confusion_matrix(t, y_pred, len(names))
     bins = reliability_bins(p, t, n_bins=n_bins)
+    bins_before = None
+    if probs_before is not None:
+        pb, _ = _check_probs(probs_before, t)
+        if pb.shape != p.shape:
+            raise ValueError(f"probs_before {pb.shape} does not match probs {p.shape}")
+        bins_before = reliability_bins(pb, t, n_bins=n_bins)
+        metrics["nll_uncalibrated"] = nll(pb, t)
+        metrics["ece_uncalibrated"] = bins_before.ece
     files: list[Path] = [_write_json(path("metrics.json"), metrics)]
 
     rows = [{"actual": names[a], "predicted": names[b]} for a, b in zip(t.tolist(), y_pred.tolist(), strict=True)]
@@ -148,6 +172,8 @@ def write_evaluation_report(
     files.append(csv_path)
     files.append(_write_json_rows(path("confusion.json"), rows))
     files.append(_write_json_rows(path("reliability.json"), bins.rows()))
+    if bins_before is not None:
+        files.append(_write_json_rows(path("reliability_before.json"), bins_before.rows()))
 
     report = classification_report_text(t, y_pred, names, extra={"nll": metrics["nll"], "ece": metrics["ece"]})
     txt_path = path("classification_report.txt")
@@ -157,7 +183,14 @@ def write_evaluation_report(
     figures = [
         ("confusion_matrix.png", plot_confusion_matrix(cm, names, title=f"{lead}Confusion matrix")),
         ("per_class_accuracy.png", plot_per_class_accuracy(cm, names, title=f"{lead}Per-class accuracy (recall)")),
-        ("reliability.png", plot_reliability_diagram(bins, title=f"{lead}Reliability diagram")),
+        (
+            "reliability.png",
+            plot_reliability_diagram(bins, title=f"{lead}Reliability diagram")
+            if bins_before is None
+            else plot_reliability_comparison(
+                [(before_label, bins_before), (after_label, bins)], title=f"{lead}Reliability diagram"
+            ),
+        ),
     ]
     if images is not None:
         imgs = np.asarray(images)
@@ -174,6 +207,34 @@ def write_evaluation_report(
     for name, fig in figures:
         files.append(save_figure(fig, path(name)))
     return {"metrics": metrics, "files": files}
+
+
+def write_threshold_report(
+    curve: Sequence[Mapping[str, object]],
+    recommendation: Mapping[str, object],
+    out_dir: str | Path,
+    title: str | None = None,
+) -> dict[str, object]:
+    """The unknown-threshold files (module docstring) from a val ``curve`` and its ``recommendation``
+    (``ferops.evaluation.threshold``; add ``recommendation["test"] = accepted_scores(...)`` first to
+    report test). Returns ``{"recommendation", "files"}``."""
+    if not curve:
+        raise ValueError("empty threshold curve")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "threshold_curve.csv"
+    with csv_path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(curve[0].keys()))
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in curve)
+    files = [csv_path, _write_json(out / "threshold_recommendation.json", dict(recommendation))]
+    lead = f"{title}: " if title else ""
+    files.append(
+        save_figure(
+            plot_threshold_analysis(curve, recommendation, title=f"{lead}Unknown threshold"), out / "threshold_analysis.png"
+        )
+    )
+    return {"recommendation": dict(recommendation), "files": files}
 
 
 def data_stats(split_labels: Mapping[str, object], class_names: Sequence[str]) -> dict[str, float]:

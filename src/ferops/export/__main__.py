@@ -25,7 +25,7 @@ log = logging.getLogger("ferops.export")
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ferops.export", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="Lightning checkpoint (ferops.training.checkpoint.load_deployable)")
+    p.add_argument("--checkpoint", required=True, help="Lightning checkpoint (ferops.models.checkpoint.load_deployable)")
     p.add_argument("--data", required=True, type=Path, help=".npz with images, labels[, usage]")
     p.add_argument(
         "--calib-data",
@@ -76,7 +76,7 @@ def load_config(path: Path | None, overrides: list[str]) -> dict[str, Any]:
 
 
 def load_model(checkpoint: str):
-    from ferops.training.checkpoint import load_deployable
+    from ferops.models.checkpoint import load_deployable
 
     return load_deployable(checkpoint)
 

@@ -1,7 +1,8 @@
 """Write the deployment bundle that :class:`ferops.runtime.BundleModel` reads.
 
-``model_int8.tflite`` + ``labels.txt`` + ``model_metadata.json``. Input/output shape, dtype, scale and
-zero point are read from the .tflite itself, so the metadata cannot disagree with the model.
+``model_int8.tflite`` + ``labels.txt`` + ``model_metadata.json`` (+ ``model_int8_edgetpu.tflite`` when
+edgetpu_compiler ran). Input/output shape, dtype, scale and zero point are read from the .tflite itself,
+so the metadata cannot disagree with the model.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from ferops.runtime.bundle import (
     BUNDLE_FORMAT,
     BUNDLE_FORMAT_VERSION,
+    EDGETPU_MODEL_FILE,
     LABELS_FILE,
     METADATA_FILE,
     MODEL_FILE,
@@ -49,12 +51,15 @@ def write_bundle(
     source: Mapping[str, Any] | None = None,
     quantization: Mapping[str, Any] | None = None,
     edgetpu: Mapping[str, Any] | None = None,
+    edgetpu_tflite: str | Path | None = None,
+    postprocessing: Mapping[str, Any] | None = None,
 ) -> Path:
     """Create ``bundle_dir`` (replacing an older bundle there) and check that it loads.
 
     ``preprocessing``: the model's in-model preprocessing (``meta["preprocessing"]``: input_size,
     in_chans, mean, std, ...); ``source``: lineage such as ``{"run_id", "checkpoint", "model_name"}``;
-    ``quantization``: calibration facts; ``edgetpu``: the compatibility summary.
+    ``quantization``: calibration facts; ``edgetpu``: the compatibility summary; ``edgetpu_tflite``:
+    edgetpu_compiler's output for the same model, which the runtime runs with the EdgeTPU delegate.
     """
     bundle_dir = Path(bundle_dir)
     names = [str(c) for c in class_names]
@@ -71,6 +76,8 @@ def write_bundle(
         shutil.rmtree(bundle_dir)
     bundle_dir.mkdir(parents=True)
     shutil.copyfile(int8_tflite, bundle_dir / MODEL_FILE)
+    if edgetpu_tflite is not None:
+        shutil.copyfile(edgetpu_tflite, bundle_dir / EDGETPU_MODEL_FILE)
     (bundle_dir / LABELS_FILE).write_text("\n".join(names) + "\n", encoding="utf-8")
 
     size = model.image_size[0]
@@ -79,6 +86,7 @@ def write_bundle(
         "format_version": BUNDLE_FORMAT_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model_file": MODEL_FILE,
+        "edgetpu_model_file": EDGETPU_MODEL_FILE if edgetpu_tflite is not None else None,
         "input": {
             **_io(model.input),
             "layout": "NHWC",
@@ -104,6 +112,8 @@ def write_bundle(
         "quantization": _jsonable(dict(quantization or {})),
         "edgetpu": _jsonable(dict(edgetpu or {})),
     }
+    # top-level keys the runtime's post-processing reads ("temperature", "unknown"; ferops.runtime.bundle)
+    metadata.update(_jsonable(dict(postprocessing or {})))
     if size != FACE_SIZE:
         metadata["preprocessing"]["note"] = f"model input is {size}x{size}, not the default {FACE_SIZE}x{FACE_SIZE}"
     (bundle_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")

@@ -11,7 +11,8 @@ Output layout (``out_dir``)::
     exports/edgetpu/ (compiler output, when it ran)  exports/export_report.json  exports/report.md
     exports/eval_predictions.npz  (row ids, labels, predicted class per format on the eval rows scored)
     metrics.json        (numbers only: for `dvc metrics` and MLflow, see `flat_metrics`)
-    bundle/             (model_int8.tflite, labels.txt, model_metadata.json; only when the gates pass)
+    bundle/             (model_int8.tflite, labels.txt, model_metadata.json, model_int8_edgetpu.tflite when
+                         edgetpu_compiler compiled it; only when the gates pass)
 
 No MLflow here: the DVC stage logs ``metrics.json`` and the files. The model is the deployable
 ``nn.Module`` (float [B, 1, 48, 48] raw pixels 0..255 -> logits [B, C], preprocessing inside).
@@ -136,7 +137,7 @@ def run_export(
     """Run the export chain (module docstring) and return the report dict.
 
         ``meta``: ``{"class_names", "preprocessing", "model_name", ...}`` as from
-        ``ferops.training.checkpoint.load_deployable``. ``calib_*``: training images uint8 [N, 48, 48]
+        ``ferops.models.checkpoint.load_deployable``. ``calib_*``: training images uint8 [N, 48, 48]
         and labels (the calibration subset is drawn from them, stratified); ``eval_*``: the split every
         format is scored on (and the gates decided on: pass the val split, never test); ``eval_ids``: their
     row ids and ``eval_split`` their split name, recorded with the per-row predictions in
@@ -447,6 +448,7 @@ def _write_bundle(
         quantization={k: quant[k] for k in ("n_calibration", "calibration_seed")}
         | {"method": "post-training full-integer, per-channel weights"},
         edgetpu={"compatible": edgetpu.compatible, "summary": edgetpu.summary()},
+        edgetpu_tflite=(edgetpu.compiler or {}).get("compiled_model") if (edgetpu.compiler or {}).get("ok") else None,
     )
 
 

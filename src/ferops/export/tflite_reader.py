@@ -1,5 +1,6 @@
 """Read a ``.tflite`` flatbuffer without an interpreter or TensorFlow: the operators of subgraph 0 in
-execution order, with their tensors (dtype, shape, shape signature, constant data) and builtin options.
+execution order, with their operator version, their tensors (dtype, shape, shape signature, constant
+data and its size in bytes) and builtin options.
 
 Uses the LiteRT schema (``ai_edge_litert.schema_py_generated``, the one the interpreter uses;
 TensorFlow's copy is the fallback).
@@ -33,6 +34,8 @@ class TensorInfo:
     dtype: str
     constant: bool
     data: np.ndarray | None = field(default=None, repr=False)
+    buffer: int = 0
+    nbytes: int = 0  # bytes of constant data (weights, biases); 0 for activations
 
     def brief(self) -> str:
         return f"{self.name}{self.shape}:{self.dtype.lower()}"
@@ -45,6 +48,7 @@ class OpInfo:
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     options: dict[str, Any]
+    version: int = 1  # the operator code's version: what an older TF Lite runtime may not know
 
 
 _NUMPY_OF = {
@@ -77,12 +81,14 @@ def read_tflite_ops(tflite: str | Path | bytes) -> tuple[list[OpInfo], dict[str,
         b = model.buffers[t.buffer] if model.buffers and t.buffer < len(model.buffers) else None
         raw = None if b is None else b.data
         constant = (raw is not None and len(raw) > 0) or (b is not None and (b.offset or 0) > 1)
+        # buffers past 2 GiB live outside the flatbuffer (offset/size); the rest inline in `data`
+        nbytes = len(raw) if raw is not None and len(raw) else (int(b.size or 0) if constant and b is not None else 0)
         if raw is not None and len(raw) and dtype in _NUMPY_OF:
             data = np.frombuffer(np.asarray(raw, dtype=np.uint8).tobytes(), dtype=_NUMPY_OF[dtype])
         shape = [int(s) for s in (t.shape if t.shape is not None else [])]
         sig = [int(s) for s in t.shapeSignature] if t.shapeSignature is not None else list(shape)
         name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
-        return TensorInfo(int(i), name, shape, sig, dtype, bool(constant), data)
+        return TensorInfo(int(i), name, shape, sig, dtype, bool(constant), data, int(t.buffer), nbytes)
 
     ops = []
     for k, op in enumerate(graph.operators or []):
@@ -95,7 +101,7 @@ def read_tflite_ops(tflite: str | Path | bytes) -> tuple[list[OpInfo], dict[str,
         options = dict(vars(op.builtinOptions)) if op.builtinOptions is not None else {}
         ins = [tensor(i) for i in (op.inputs if op.inputs is not None else []) if i >= 0]
         outs = [tensor(i) for i in (op.outputs if op.outputs is not None else []) if i >= 0]
-        ops.append(OpInfo(k, name, ins, outs, options))
+        ops.append(OpInfo(k, name, ins, outs, options, int(code.version or 1)))
     facts = {
         "n_subgraphs": len(model.subgraphs),
         "inputs": [asdict(tensor(i)) | {"data": None} for i in graph.inputs],

@@ -27,7 +27,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from ferops.data.preprocess import Preprocess
+from ferops.models.preprocess import Preprocess
 
 __all__ = ["ALLOWED_TARGET_PREFIXES", "SAFE_GLOBALS", "DeployableModel", "UnsafeCheckpointError", "load_deployable"]
 

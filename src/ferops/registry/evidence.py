@@ -7,7 +7,7 @@ the difference. The challenger wins only when the interval's lower bound clears 
 
 Both versions' int8 predictions on the val rows are stored with the version: the export stage writes
 ``exports/eval_predictions.npz`` (row ids, labels, predicted class per format; see
-`ferops.export.pipeline`), `register_model` logs it as a run artifact and points the version tags
+`ferops.export.chain`), `register_model` logs it as a run artifact and points the version tags
 ``eval.predictions_uri`` / ``eval.predictions_sha256`` at it.
 """
 

@@ -5,7 +5,27 @@ A bundle directory holds (see docs/architecture.md, "Export / bundle contract"):
 - ``model_int8.tflite``: full-integer model, NHWC ``[1, 48, 48, 1]`` input of raw 0..255 pixels;
 - ``labels.txt``: one class name a line, in output order;
 - ``model_metadata.json``: input/output shape, dtype, quantisation scale and zero point,
-  preprocessing, class names, ``softmax_in_model``, source run / checkpoint.
+  preprocessing, class names, ``softmax_in_model``, source run / checkpoint, and the
+  post-processing below (``temperature``, ``unknown``).
+
+Post-processing, in this order (the one place it is defined; extend it here):
+
+1. TTA average: none yet. A test-time augmentation would average the dequantised outputs
+   (logits) of its views here, before anything below.
+2. Temperature: ``z / T`` with ``T = metadata["temperature"]`` (1.0 when absent: older bundles),
+   fitted on the val split by the export (``ferops.evaluation.calibration``). When the model
+   ends in a softmax (``softmax_in_model``), its dequantised probabilities ``p`` are turned back
+   into log-probabilities first: ``softmax(log p / T) = softmax(z / T)`` exactly, since ``log p``
+   differs from the logits ``z`` by a per-row constant; only the int8 resolution of small ``p``
+   (steps of ~1/256, zeros stay zero) is lost.
+3. Softmax -> the probabilities :meth:`BundleModel.predict` returns, always (raw, never masked).
+4. Unknown threshold: with ``reject_unknown`` (off unless asked for, by the caller or the
+   metadata's ``unknown.enabled``), a row whose top probability is below
+   ``metadata["unknown"]["threshold"]`` (recommended on val, ``ferops.evaluation.threshold``) is
+   labelled :data:`UNKNOWN_LABEL`. Only the label changes; the probabilities stay as in 3.
+
+Temperature never changes the argmax, so without ``reject_unknown`` the labels are those of the
+raw model.
 
 >>> model = BundleModel("outputs/export/bundle")              # doctest: +SKIP
 >>> probs, labels = model.predict(prepare_faces([crop]))       # doctest: +SKIP
@@ -27,19 +47,25 @@ from ferops.runtime.tflite import TFLiteModel
 __all__ = [
     "BUNDLE_FORMAT",
     "BUNDLE_FORMAT_VERSION",
+    "EDGETPU_MODEL_FILE",
     "LABELS_FILE",
     "METADATA_FILE",
     "MODEL_FILE",
+    "UNKNOWN_LABEL",
     "BundleError",
     "BundleModel",
+    "calibrated_probs",
+    "log_scores",
     "softmax",
 ]
 
 MODEL_FILE = "model_int8.tflite"
+EDGETPU_MODEL_FILE = "model_int8_edgetpu.tflite"  # optional: edgetpu_compiler's output, run with the EdgeTPU delegate
 LABELS_FILE = "labels.txt"
 METADATA_FILE = "model_metadata.json"
 BUNDLE_FORMAT = "ferops-bundle"
 BUNDLE_FORMAT_VERSION = 1
+UNKNOWN_LABEL = "unknown"  # the label of a row below the unknown threshold (post-processing step 4)
 
 
 class BundleError(ValueError):
@@ -51,6 +77,26 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     z = z - z.max(axis=axis, keepdims=True)
     e = np.exp(z)
     return np.asarray((e / e.sum(axis=axis, keepdims=True)).astype(np.float32))
+
+
+def log_scores(outputs: np.ndarray, outputs_are_probs: bool = False) -> np.ndarray:
+    """Model outputs as scores whose softmax is the model's probabilities (float64 [N, C]): logits as
+    they are; probabilities (``softmax_in_model``) as ``log p``, clipped at the smallest float32 so
+    that a row of exact zeros stays finite."""
+    z = np.asarray(outputs, dtype=np.float64)
+    if outputs_are_probs:
+        z = np.log(np.clip(z, np.finfo(np.float32).tiny, None))
+    return z
+
+
+def calibrated_probs(outputs: np.ndarray, temperature: float = 1.0, outputs_are_probs: bool = False) -> np.ndarray:
+    """Post-processing steps 2 and 3 (module docstring): ``softmax(scores / temperature)``, float32 [N, C]."""
+    t = float(temperature)
+    if not np.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if outputs_are_probs and t == 1.0:
+        return np.asarray(outputs, dtype=np.float32)  # the model's own probabilities, as they are
+    return softmax(log_scores(outputs, outputs_are_probs) / t)
 
 
 def _bundle_member(name: object, meta_path: Path) -> str:
@@ -70,12 +116,23 @@ def _bundle_member(name: object, meta_path: Path) -> str:
 class BundleModel:
     """``BundleModel(bundle_dir).predict(images) -> (probs float32 [N, C], labels list[str])``.
 
+    ``reject_unknown``: label rows below the unknown threshold :data:`UNKNOWN_LABEL` (post-processing
+    step 4); ``None`` takes the metadata's ``unknown.enabled`` (false unless the export was told
+    otherwise). ``unknown_threshold`` overrides the metadata's threshold.
+
     ``images``: uint8 ``[N, 48, 48]`` or ``[N, 48, 48, 1]`` (grayscale face crops already resized;
     see :func:`ferops.runtime.prepare_faces`). Quantisation of the input and dequantisation of the
     output use the parameters stored in the model and are checked against ``model_metadata.json``.
     """
 
-    def __init__(self, bundle_dir: str | Path, num_threads: int = 1):
+    def __init__(
+        self,
+        bundle_dir: str | Path,
+        num_threads: int = 1,
+        *,
+        reject_unknown: bool | None = None,
+        unknown_threshold: float | None = None,
+    ):
         self.bundle_dir = Path(bundle_dir)
         meta_path = self.bundle_dir / METADATA_FILE
         labels_path = self.bundle_dir / LABELS_FILE
@@ -91,9 +148,33 @@ class BundleModel:
         model_path = self.bundle_dir / _bundle_member(self.metadata.get("model_file", MODEL_FILE), meta_path)
         if not model_path.is_file():
             raise BundleError(f"bundle {self.bundle_dir}: missing {model_path.name}")
-        self.model = TFLiteModel(model_path, num_threads=num_threads)
+        # the compiled model through the EdgeTPU delegate when both are present, else the CPU model
+        self.model = TFLiteModel.for_device(model_path, self.bundle_dir / EDGETPU_MODEL_FILE, num_threads=num_threads)
+        self.device: str = self.model.device  # "edgetpu" or "cpu"
         self.softmax_in_model = bool(self.metadata.get("softmax_in_model", False))
         self._check_metadata()
+        self._read_postprocessing(meta_path, reject_unknown, unknown_threshold)
+
+    def _read_postprocessing(self, meta_path: Path, reject_unknown: bool | None, unknown_threshold: float | None) -> None:
+        """Temperature and unknown threshold from the metadata (module docstring), checked."""
+        try:
+            self.temperature = float(self.metadata.get("temperature", 1.0))
+        except (TypeError, ValueError) as err:
+            raise BundleError(f"{meta_path}: temperature must be a number, got {self.metadata.get('temperature')!r}") from err
+        if not np.isfinite(self.temperature) or self.temperature <= 0:
+            raise BundleError(f"{meta_path}: temperature must be finite and > 0, got {self.temperature}")
+        unknown = self.metadata.get("unknown") or {}
+        threshold = unknown_threshold if unknown_threshold is not None else unknown.get("threshold")
+        self.unknown_threshold: float | None = None if threshold is None else float(threshold)
+        if self.unknown_threshold is not None and not 0.0 <= self.unknown_threshold <= 1.0:
+            raise BundleError(f"{meta_path}: unknown threshold must be in [0, 1], got {self.unknown_threshold}")
+        self.reject_unknown = bool(unknown.get("enabled", False)) if reject_unknown is None else bool(reject_unknown)
+        if self.reject_unknown and self.unknown_threshold is None:
+            raise BundleError(f"bundle {self.bundle_dir}: reject_unknown asked for, but the bundle records no unknown threshold")
+        if self.reject_unknown and UNKNOWN_LABEL in self.class_names:
+            raise BundleError(
+                f"bundle {self.bundle_dir}: a class is named {UNKNOWN_LABEL!r}, so rejected rows could not be told apart"
+            )
 
     def _check_metadata(self) -> None:
         if self.model.num_outputs != len(self.class_names):
@@ -125,11 +206,26 @@ class BundleModel:
             raise TypeError(f"images must be uint8 raw pixels (0..255), got dtype {arr.dtype}; see prepare_faces()")
         return self.model.predict_logits(arr)
 
-    def predict(self, images: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        out = self.predict_logits(images)
-        probs = out.astype(np.float32) if self.softmax_in_model else softmax(out)
-        labels = [self.class_names[i] for i in probs.argmax(axis=1)]
-        return probs, labels
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """Post-processing steps 1-3 (module docstring): calibrated probabilities, float32 [N, C]."""
+        return calibrated_probs(self.predict_logits(images), self.temperature, self.softmax_in_model)
+
+    def labels_for(self, probs: np.ndarray, reject_unknown: bool | None = None) -> list[str]:
+        """Step 4: the argmax class, or :data:`UNKNOWN_LABEL` below the threshold when rejecting."""
+        reject = self.reject_unknown if reject_unknown is None else bool(reject_unknown)
+        if reject and self.unknown_threshold is None:
+            raise BundleError(f"bundle {self.bundle_dir}: no unknown threshold recorded, cannot reject")
+        p = np.asarray(probs)
+        labels = [self.class_names[i] for i in p.argmax(axis=1)]
+        if reject:
+            assert self.unknown_threshold is not None
+            labels = [UNKNOWN_LABEL if c < self.unknown_threshold else lab for lab, c in zip(labels, p.max(axis=1), strict=True)]
+        return labels
+
+    def predict(self, images: np.ndarray, reject_unknown: bool | None = None) -> tuple[np.ndarray, list[str]]:
+        """``(probs, labels)``: probabilities always as step 3 gives them; labels per step 4."""
+        probs = self.predict_proba(images)
+        return probs, self.labels_for(probs, reject_unknown)
 
     def predict_faces(self, faces: Iterable[Image.Image | np.ndarray], bgr: bool = False) -> tuple[np.ndarray, list[str]]:
         """Face crops of any size, RGB or gray (PIL or numpy) -> ``predict``."""

@@ -8,17 +8,54 @@ Conventions: images are raw pixels in 0..255, ``[N, H, W]`` or ``[N, H, W, 1]``;
 takes NHWC ``[1, H, W, 1]`` (static batch 1). Integer models are fed
 ``q = clip(round(x / scale) + zero_point)`` and their outputs are dequantised with
 ``(q - zero_point) * scale``, using the scale and zero point stored in the model itself.
+
+EdgeTPU: :meth:`TFLiteModel.for_device` runs the compiled ``*_edgetpu.tflite`` through the EdgeTPU
+delegate (``libedgetpu.so.1``, :func:`load_edgetpu_delegate`) when both are there, else the CPU model
+with one logged notice; ``TFLiteModel.device`` says which (``"edgetpu"`` or ``"cpu"``).
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["TFLiteModel", "TensorSpec", "dequantize", "quantize"]
+__all__ = ["EDGETPU_LIBRARY", "TFLiteModel", "TensorSpec", "dequantize", "load_edgetpu_delegate", "quantize"]
+
+log = logging.getLogger(__name__)
+
+# Coral's runtime library per OS (coral.ai "Run inference on the Edge TPU with Python")
+EDGETPU_LIBRARY = {"Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}.get(platform.system(), "libedgetpu.so.1")
+
+
+def load_edgetpu_delegate(library: str = EDGETPU_LIBRARY, options: dict[str, Any] | None = None) -> tuple[Any | None, str]:
+    """``(delegate, "")`` when the EdgeTPU delegate loads, else ``(None, why)``. Loading fails without
+    the library and also without a device attached (libedgetpu opens the TPU when it loads)."""
+    from ai_edge_litert.interpreter import load_delegate
+
+    # Checked first: load_delegate on a missing library leaves a half-built Delegate whose __del__
+    # prints a traceback.
+    missing = _library_missing(library)
+    if missing:
+        return None, missing
+    try:
+        return load_delegate(library, options), ""
+    except (OSError, ValueError, RuntimeError) as err:
+        return None, f"{type(err).__name__}: {err}".strip()
+
+
+def _library_missing(library: str) -> str:
+    """Why ``library`` cannot be opened, or "" when it can."""
+    try:
+        ctypes.CDLL(library)
+    except OSError as err:
+        return f"OSError: {err}"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -81,13 +118,16 @@ class TFLiteModel:
     output, for latency measurements.
     """
 
-    def __init__(self, model_path: str | Path, num_threads: int = 1):
+    def __init__(self, model_path: str | Path, num_threads: int = 1, delegates: list[Any] | None = None, device: str = "cpu"):
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(model_path)
+        self.device = device  # where it runs: "cpu", or "edgetpu" with the EdgeTPU delegate
         if not self.path.is_file():
             raise FileNotFoundError(f"TFLite model not found: {self.path}")
-        self._interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+        self._interpreter = Interpreter(
+            model_path=str(self.path), num_threads=num_threads, experimental_delegates=delegates or None
+        )
         self._interpreter.allocate_tensors()
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
@@ -97,6 +137,23 @@ class TFLiteModel:
         self.output = TensorSpec.from_details(outputs[0])
         if len(self.input.shape) != 4 or self.input.shape[0] != 1 or self.input.shape[-1] != 1:
             raise ValueError(f"{self.path}: expected an NHWC [1, H, W, 1] input, got {list(self.input.shape)}")
+
+    @classmethod
+    def for_device(cls, cpu_model: str | Path, edgetpu_model: str | Path | None = None, num_threads: int = 1) -> TFLiteModel:
+        """``edgetpu_model`` (compiled by ``edgetpu_compiler``) through the EdgeTPU delegate when it is
+        given, exists and the delegate loads; otherwise ``cpu_model`` on the CPU, with one logged notice
+        saying why. The compiled file is never run without the delegate: its ``edgetpu-custom-op``
+        has no CPU kernel."""
+        if edgetpu_model is None or not Path(edgetpu_model).is_file():
+            return cls(cpu_model, num_threads=num_threads)
+        delegate, why = load_edgetpu_delegate()
+        if delegate is not None:
+            try:
+                return cls(edgetpu_model, num_threads=num_threads, delegates=[delegate], device="edgetpu")
+            except (RuntimeError, ValueError) as err:
+                why = f"{Path(edgetpu_model).name} does not load with the EdgeTPU delegate: {err}"
+        log.warning("EdgeTPU not used (%s); running %s on the CPU", why, Path(cpu_model).name)
+        return cls(cpu_model, num_threads=num_threads)
 
     @property
     def image_size(self) -> tuple[int, int]:

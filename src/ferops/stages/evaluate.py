@@ -8,8 +8,8 @@ from ferops.data import load_prepared
 from ferops.evaluation.metrics import add_prefix
 from ferops.evaluation.predict import predict_probs
 from ferops.evaluation.report import write_evaluation_report
+from ferops.models.checkpoint import load_deployable
 from ferops.stages.common import CHECKPOINT, PREPARED_DIR, REPORTS, load_params, pipeline_run, setup_logging
-from ferops.training.checkpoint import load_deployable
 
 OUT = REPORTS / "evaluate"
 

@@ -21,8 +21,8 @@ from ferops import tracking
 from ferops.data import load_prepared
 from ferops.export import ExportGateError, flat_metrics, run_export
 from ferops.export.split_scores import REPORT_SPLIT, add_test_section, score_split, write_metrics
+from ferops.models.checkpoint import load_deployable
 from ferops.stages.common import CHECKPOINT, EXPORT_DIR, EXPORT_METRICS, PREPARED_DIR, load_params, pipeline_run, setup_logging
-from ferops.training.checkpoint import load_deployable
 
 log = logging.getLogger("ferops.stages.export")
 

@@ -4,7 +4,7 @@
     python -m ferops.stages.register [--out outputs/register/registered.json] [--bundle ...]
 
 Reads the `registry:` block of params.yaml (conf/registry/default.yaml); the work is
-`ferops.registry.pipeline.register_stage`.
+`ferops.registry.register_and_promote.register_stage`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from ferops import tracking
 from ferops.registry.config import RegistryConfig
-from ferops.registry.pipeline import register_stage
+from ferops.registry.register_and_promote import register_stage
 from ferops.stages.common import CHECKPOINT, EXPORT_DIR, EXPORT_METRICS, PARAMS, load_params, setup_logging, write_json
 
 OUT = Path("outputs/register/registered.json")

@@ -10,7 +10,7 @@ from omegaconf import open_dict
 
 from ferops import tracking
 from ferops.stages.common import PREPARED_DIR, REPORTS, TRAIN_DIR, dvc_tags, load_params, setup_logging, write_json
-from ferops.training.train import train
+from ferops.training.run import train
 
 OUT = REPORTS / "train"
 

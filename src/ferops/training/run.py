@@ -13,14 +13,15 @@ import lightning as L
 import mlflow
 import numpy as np
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ferops import tracking
-from ferops.data.preprocess import Preprocess
+from ferops.models.preprocess import Preprocess
 from ferops.training import resume as R
 from ferops.training.module import FERClassifier
+from ferops.training.precision import training_precision
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,20 @@ def _callback(cfg: DictConfig, output_dir: Path):
     return instantiate(cfg)
 
 
+def _loggers(cfg: DictConfig, run_id: str) -> list[Logger]:
+    """The `logger` group's loggers; each MLFlowLogger writes into the run train() opened (ranks > 0
+    have none: run_id ""), on the store `tracking` resolves (MLflow >= 3.13 needs the URI passed)."""
+    loggers = []
+    for entry in (cfg.get("logger") or {}).values():
+        if entry is None:
+            continue
+        if str(entry._target_).endswith("MLFlowLogger"):
+            loggers.append(instantiate(entry, tracking_uri=tracking.tracking_uri(), run_id=run_id or None))
+        else:
+            loggers.append(instantiate(entry))
+    return loggers
+
+
 def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     """One training run into ``output_dir``; with ``cfg.resume`` true, an unfinished run there
     (``run_state.json`` + ``checkpoints/last.ckpt``) continues in its own MLflow run."""
@@ -201,7 +216,7 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         elif rank_zero:
             log.info("resuming run %s from %s", run_id, point.checkpoint)
             mlflow.set_tag("resumed_from", str(point.checkpoint))
-        logger = MLFlowLogger(experiment_name=t.experiment, tracking_uri=tracking.tracking_uri(), run_id=run_id or None)
+        loggers = _loggers(cfg, run_id)
         # A progress-bar callback and enable_progress_bar=false cannot be combined: the flag wins.
         show_bar = cfg.trainer.get("enable_progress_bar", True)
         callbacks = [
@@ -209,7 +224,16 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
             for c in cfg.callbacks.values()
             if c is not None and (show_bar or not str(c._target_).endswith("ProgressBar"))
         ]
-        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(output_dir))
+        precision = training_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.get("accelerator", "cpu"))
+        if rank_zero:
+            mlflow.set_tag("trainer.precision_used", precision)  # what ran, after a bf16 fallback
+        trainer: L.Trainer = instantiate(
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers or False,
+            default_root_dir=str(output_dir),
+            precision=precision,
+        )
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(point.checkpoint) if point else None)
         # test() replaces callback_metrics: keep the fit's (val/macro_f1_best is what sweeps optimise).
         fit_metrics = _scalar_metrics(trainer)
