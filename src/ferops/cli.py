@@ -5,6 +5,7 @@
     ferops runs     [--experiment E] [-n 10]
     ferops models   [--name N]
     ferops sweep-report [PARENT_RUN] [--experiment E] [--metric M] [--out DIR] [--no-log]
+    ferops predict  PATH... --model BUNDLE_DIR [--out DIR] [--json FILE] [--min-face PX] [--min-score P]
 
 Global options (before the subcommand): --tracking-uri (else $MLFLOW_TRACKING_URI, else the
 project store), --config (params.yaml or a registry yaml; default: ./params.yaml's `registry:`
@@ -144,6 +145,49 @@ def _sweep_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- predict -----------------------------------------------------------------------------------
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders (searched recursively)")
+    p.add_argument("--model", required=True, metavar="BUNDLE_DIR", help="deployment bundle (e.g. outputs/export/bundle)")
+    p.add_argument("--out", metavar="DIR", help="write annotated copies (box, label, probability bars) here")
+    p.add_argument("--json", metavar="FILE", help="write the JSON lines here (default: standard output)")
+    p.add_argument("--min-face", type=int, default=0, metavar="PX", help="drop faces whose box is shorter (default: 0)")
+    p.add_argument("--min-score", type=float, default=0.5, metavar="P", help="face detector score threshold (default: 0.5)")
+    p.add_argument("--detector", choices=["full", "short"], default="full", help="BlazeFace range (default: full)")
+    p.add_argument("--max-pixels", type=int, help="refuse larger images before decoding (default: 64 megapixels)")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ferops.runtime.faces import FaceDetectorError
+    from ferops.runtime.predictor import DEFAULT_MAX_PIXELS, FacePredictor, predict_files
+
+    try:
+        predictor = FacePredictor(
+            args.model,
+            detector=args.detector,
+            min_score=args.min_score,
+            min_face=args.min_face,
+            max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+        )
+    except FaceDetectorError as err:
+        print(f"ferops predict: {err}", file=sys.stderr)
+        return 2
+
+    def report(file: Path, reason: str) -> None:
+        print(f"ferops predict: {file}: {reason}", file=sys.stderr)
+
+    out_dir = Path(args.out) if args.out else None
+    progress = any(Path(p).is_dir() for p in args.paths)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "w", encoding="utf-8") as fh:
+            summary = predict_files(predictor, args.paths, fh, out_dir, report, progress)
+    else:
+        summary = predict_files(predictor, args.paths, sys.stdout, out_dir, report, progress)
+    print(f"ferops predict: {summary.line()}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
 COMMANDS: list[Command] = [
     Command("promote", "move `champion` to `challenger` if it passes the gates and wins", _promote_args, _promote),
     Command("rollback", "move `champion` back to `previous-champion`", _rollback_args, _rollback),
@@ -155,6 +199,7 @@ COMMANDS: list[Command] = [
         _sweep_report_args,
         _sweep_report,
     ),
+    Command("predict", "faces and their expressions in photos (JSON lines, annotated copies)", _predict_args, _predict),
 ]
 
 

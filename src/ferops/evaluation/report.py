@@ -21,6 +21,9 @@ Files of :func:`write_evaluation_report` (each name preceded by ``prefix``):
 ``classification_report.txt`` sklearn's ``classification_report`` (+ ``nll`` and ``ece``)
 =========================== ===============================================================
 
+:func:`write_reliability_calibration` writes one split's reliability diagram before (``T = 1``) and
+after temperature scaling (``ferops.evaluation.calibration``), side by side.
+
 Files of :func:`write_threshold_report` (the unknown threshold, ``ferops.evaluation.threshold``):
 ``threshold_curve.csv`` (the val sweep, one row a threshold), ``threshold_recommendation.json``
 (threshold, policy, target, and coverage / accepted accuracy on val and, when scored, test) and
@@ -37,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from sklearn import metrics as skm
 
+from ferops.evaluation.calibration import calibration_scores
 from ferops.evaluation.figures import save_figure
 from ferops.evaluation.metrics import (
     _check_probs,
@@ -56,12 +60,14 @@ from ferops.evaluation.plots_eval import (
     plot_reliability_diagram,
     plot_threshold_analysis,
 )
+from ferops.runtime.bundle import calibrated_probs
 
 __all__ = [
     "classification_report_text",
     "data_stats",
     "write_data_report",
     "write_evaluation_report",
+    "write_reliability_calibration",
     "write_threshold_report",
 ]
 
@@ -207,6 +213,31 @@ def write_evaluation_report(
     for name, fig in figures:
         files.append(save_figure(fig, path(name)))
     return {"metrics": metrics, "files": files}
+
+
+def write_reliability_calibration(
+    outputs: object,
+    labels: object,
+    temperature: float,
+    out_path: str | Path,
+    outputs_are_probs: bool = False,
+    n_bins: int = 15,
+    title: str | None = None,
+) -> dict[str, float]:
+    """The reliability diagram of one split's model ``outputs [N, C]`` (logits, or probabilities with
+    ``outputs_are_probs``) before (``T = 1``) and after ``temperature``, written to ``out_path``.
+    Returns the split's :func:`ferops.evaluation.calibration.calibration_scores` (NLL / ECE before and after)."""
+    scores = calibration_scores(outputs, labels, temperature, outputs_are_probs, n_bins)
+    y = np.asarray(labels)
+    panels = [
+        (f"{name} (T = {t:.3g})", reliability_bins(calibrated_probs(np.asarray(outputs), t, outputs_are_probs), y, n_bins))
+        for name, t in (("before", 1.0), ("after", temperature))
+    ]
+    lead = f"{title}: " if title else ""
+    save_figure(
+        plot_reliability_comparison(panels, title=f"{lead}Reliability before / after temperature scaling"), Path(out_path)
+    )
+    return scores
 
 
 def write_threshold_report(

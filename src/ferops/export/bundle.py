@@ -26,7 +26,10 @@ from ferops.runtime.bundle import (
 from ferops.runtime.preprocess import FACE_SIZE
 from ferops.runtime.tflite import TFLiteModel
 
-__all__ = ["write_bundle"]
+__all__ = ["POSTPROCESSING_KEYS", "write_bundle"]
+
+# "temperature" and "unknown" are read by the runtime; "calibration" records how T was fitted.
+POSTPROCESSING_KEYS = ("temperature", "calibration", "unknown")
 
 
 def _jsonable(x: Any) -> Any:
@@ -59,7 +62,9 @@ def write_bundle(
     ``preprocessing``: the model's in-model preprocessing (``meta["preprocessing"]``: input_size,
     in_chans, mean, std, ...); ``source``: lineage such as ``{"run_id", "checkpoint", "model_name"}``;
     ``quantization``: calibration facts; ``edgetpu``: the compatibility summary; ``edgetpu_tflite``:
-    edgetpu_compiler's output for the same model, which the runtime runs with the EdgeTPU delegate.
+    edgetpu_compiler's output for the same model, which the runtime runs with the EdgeTPU delegate;
+    ``postprocessing``: top-level ``temperature`` / ``calibration`` / ``unknown`` entries
+    (:data:`POSTPROCESSING_KEYS`), checked by the runtime when the bundle is loaded back.
     """
     bundle_dir = Path(bundle_dir)
     names = [str(c) for c in class_names]
@@ -112,7 +117,11 @@ def write_bundle(
         "quantization": _jsonable(dict(quantization or {})),
         "edgetpu": _jsonable(dict(edgetpu or {})),
     }
-    # top-level keys the runtime's post-processing reads ("temperature", "unknown"; ferops.runtime.bundle)
+    # top-level keys of the runtime's post-processing (ferops.runtime.bundle); only those, so that a
+    # caller cannot overwrite the facts read from the model above
+    extra = sorted(set(postprocessing or {}) - set(POSTPROCESSING_KEYS))
+    if extra:
+        raise ValueError(f"postprocessing keys {extra} are not bundle post-processing keys {list(POSTPROCESSING_KEYS)}")
     metadata.update(_jsonable(dict(postprocessing or {})))
     if size != FACE_SIZE:
         metadata["preprocessing"]["note"] = f"model input is {size}x{size}, not the default {FACE_SIZE}x{FACE_SIZE}"

@@ -2,8 +2,9 @@
 
 PyTorch -> ONNX (+ ONNX Runtime parity) -> onnx2tf SavedModel + fp32 TFLite -> full-int8 TFLite
 (calibrated on stratified training images) -> accuracy / macro-F1 / agreement of every format on the
-same eval images -> CPU latency per face -> EdgeTPU check (compiler when installed, static always)
--> gates -> deployment bundle.
+same eval images -> temperature + "unknown" threshold fitted on the int8 eval outputs -> CPU latency
+per face -> EdgeTPU check (compiler when installed, static always) -> gates -> deployment bundle
+(with the temperature and threshold in its metadata).
 
 Output layout (``out_dir``)::
 
@@ -11,6 +12,10 @@ Output layout (``out_dir``)::
     exports/edgetpu/ (compiler output, when it ran)  exports/export_report.json  exports/report.md
     exports/eval_predictions.npz  (row ids, labels, predicted class per format on the eval rows scored)
     metrics.json        (numbers only: for `dvc metrics` and MLflow, see `flat_metrics`)
+    calibration.json  reliability_calibration_<eval split>.png  threshold_curve.csv
+    threshold_recommendation.json  threshold_analysis.png
+                        (next to metrics.json: temperature scaling and the unknown threshold, see
+                         `POSTPROCESSING_FILES`; ferops.export.split_scores adds the test split)
     bundle/             (model_int8.tflite, labels.txt, model_metadata.json, model_int8_edgetpu.tflite when
                          edgetpu_compiler compiled it; only when the gates pass)
 
@@ -34,7 +39,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ferops.evaluation.calibration import TemperatureFit, calibration_record, fit_temperature
 from ferops.evaluation.metrics import accuracy, macro_f1
+from ferops.evaluation.report import write_reliability_calibration, write_threshold_report
+from ferops.evaluation.threshold import recommend_threshold, threshold_curve
 from ferops.export.bundle import write_bundle
 from ferops.export.config import ExportConfig
 from ferops.export.edgetpu import EdgeTPUReport, check_edgetpu
@@ -45,13 +53,22 @@ from ferops.export.onnx import export_onnx, onnx_export_info, onnx_logits, torch
 from ferops.export.report import FORMATS, converter_versions, render_markdown
 from ferops.export.tensorflow import TensorFlowArtifacts, onnx_to_tensorflow
 from ferops.export.tflite import quantize_int8, select_calibration
+from ferops.runtime.bundle import calibrated_probs
 from ferops.runtime.tflite import TFLiteModel
 
-__all__ = ["FORMATS", "flat_metrics", "parity", "render_markdown", "run_export"]
+__all__ = ["FORMATS", "POSTPROCESSING_FILES", "flat_metrics", "parity", "reliability_file", "render_markdown", "run_export"]
 
 log = logging.getLogger("ferops.export")
 
-_STEPS = 8
+_STEPS = 9
+
+# Post-processing report files, written next to metrics.json (plus reliability_file(split) per split).
+POSTPROCESSING_FILES = ("calibration.json", "threshold_curve.csv", "threshold_recommendation.json", "threshold_analysis.png")
+
+
+def reliability_file(split: str) -> str:
+    """The before / after temperature scaling reliability diagram of one split."""
+    return f"reliability_calibration_{split}.png"
 
 
 def parity(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
@@ -186,8 +203,13 @@ def run_export(
     with _step(5, "accuracy / macro-F1 / agreement per format", timings, "scores"):
         metrics = _score_formats(logits, eval_labels, len(calib_idx), n_classes)
         _save_eval_predictions(exports / "eval_predictions.npz", logits, eval_ids, eval_labels, n_classes, eval_split)
+    with _step(6, f"temperature scaling + unknown threshold on the int8 {eval_split} outputs", timings, "postprocessing"):
+        # logits["tflite_int8"] are the dequantised outputs of the bundle's model file through the
+        # runtime's TFLiteModel: what BundleModel.predict_logits returns on these rows
+        post = _fit_postprocessing(logits["tflite_int8"], eval_labels, cfg, eval_split, metrics_path.parent)
+        metrics.update(post.pop("metrics"))
     with _step(
-        6, f"CPU latency per face: batch 1, {cfg.latency_threads} thread(s), {cfg.n_latency_runs} runs", timings, "latency"
+        7, f"CPU latency per face: batch 1, {cfg.latency_threads} thread(s), {cfg.n_latency_runs} runs", timings, "latency"
     ):
         latency = _latency(model, eval_images[0], onnx_path, tf_art, int8_path, cfg)
         files = _file_sizes(model, onnx_path, tf_art, int8_path)
@@ -199,12 +221,12 @@ def run_export(
             )
     compiler = find_edgetpu_compiler(cfg.edgetpu_compiler)
     with _step(
-        7, "EdgeTPU: static check" + (f" + {compiler}" if compiler else " (edgetpu_compiler not on PATH)"), timings, "edgetpu"
+        8, "EdgeTPU: static check" + (f" + {compiler}" if compiler else " (edgetpu_compiler not on PATH)"), timings, "edgetpu"
     ):
         edgetpu = _edgetpu_check(int8_path, exports, compiler, cfg)
         metrics["edgetpu"] = _edgetpu_metrics(edgetpu)
 
-    with _step(8, "gates + metrics.json + bundle", timings, "finish"):
+    with _step(9, "gates + metrics.json + bundle", timings, "finish"):
         edgetpu_dict = edgetpu.to_dict()
         report: dict[str, Any] = {
             "metrics": metrics,
@@ -232,13 +254,14 @@ def run_export(
             "config": cfg.to_dict(),
             "converters": converter_versions(onnx_export_info(onnx_path)),
             "timings_s": timings,
+            "postprocessing": post,
             "bundle_dir": None,
         }
         if bundle_dir.exists():  # never leave an older bundle next to a newer, possibly failing, export
             shutil.rmtree(bundle_dir)
         error = _decide_gates(metrics, cfg, edgetpu_dict, report)
         if error is None:
-            _write_bundle(bundle_dir, int8_path, class_names, meta, source, quant, edgetpu)
+            _write_bundle(bundle_dir, int8_path, class_names, meta, source, quant, edgetpu, post["bundle_metadata"])
             report["bundle_dir"] = str(bundle_dir)
         if not cfg.keep_saved_model:
             shutil.rmtree(tf_art.saved_model_dir, ignore_errors=True)
@@ -366,6 +389,90 @@ def _save_eval_predictions(
         )
 
 
+def _fit_postprocessing(
+    outputs: np.ndarray, labels: np.ndarray, cfg: ExportConfig, split: str, report_dir: Path
+) -> dict[str, Any]:
+    """Temperature (T = 1 when ``export.calibration`` is off) and the unknown threshold on one split's
+    int8 outputs (logits: the exported model has no softmax), their report files in ``report_dir``.
+
+    Returns ``{"calibration": calibration.json, "recommendation": threshold_recommendation.json,
+    "curve": the sweep, "bundle_metadata": write_bundle's ``postprocessing``, "metrics": for metrics.json,
+    "split", "files"}``; :func:`ferops.export.split_scores.add_postprocessing_split` adds another split."""
+    n_bins = cfg.calibration.n_bins
+    if cfg.calibration.enabled:
+        fit = fit_temperature(outputs, labels)
+    else:
+        nll_1 = fit_temperature(outputs, labels).nll_before  # the same objective at T = 1, for the record
+        fit = TemperatureFit(temperature=1.0, nll_before=nll_1, nll_after=nll_1, n=len(labels), at_bound=False)
+    if fit.at_bound:
+        log.warning(
+            "temperature %.3g is at the edge of its search range: the %s outputs give no interior optimum", fit.temperature, split
+        )
+    report_dir.mkdir(parents=True, exist_ok=True)
+    scores = write_reliability_calibration(
+        outputs, labels, fit.temperature, report_dir / reliability_file(split), n_bins=n_bins, title=f"int8 TFLite, {split}"
+    )
+    record = calibration_record(fit, {split: scores}) | {"enabled": cfg.calibration.enabled, "fitted_on": split, "n_bins": n_bins}
+    u = cfg.unknown
+    curve = threshold_curve(calibrated_probs(outputs, fit.temperature), labels)
+    rec = recommend_threshold(curve, u.policy, u.target_accuracy, u.target_coverage, u.min_coverage)
+    rec = {**{k: v for k, v in rec.items() if k != "val"}, "fitted_on": split, split: rec["val"]}
+    (report_dir / "calibration.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_threshold_report(curve, rec, report_dir, title=f"int8 TFLite, {split}")
+    log.info(
+        "temperature %.4f (%s NLL %.4f -> %.4f, ECE %.4f -> %.4f); unknown threshold %.2f (%s): coverage %.3f, accepted accuracy %s",
+        fit.temperature,
+        split,
+        scores["nll_before"],
+        scores["nll_after"],
+        scores["ece_before"],
+        scores["ece_after"],
+        rec["threshold"],
+        rec["policy"],
+        rec[split]["coverage"],
+        rec[split]["accepted_accuracy"],
+    )
+    bundle_metadata = {
+        "temperature": fit.temperature,
+        "calibration": {"method": record["method"], "fitted_on": split, "n": fit.n, "enabled": cfg.calibration.enabled},
+        "unknown": {
+            "threshold": rec["threshold"],
+            "enabled": u.enabled,
+            "policy": rec["policy"],
+            "target": rec["target"],
+            "reached": rec["reached"],
+            "accept_if": rec["accept_if"],
+            "fitted_on": split,
+            "coverage": rec[split]["coverage"],
+            "accepted_accuracy": rec[split]["accepted_accuracy"],
+        },
+    }
+    return {
+        "split": split,
+        "calibration": record,
+        "recommendation": rec,
+        "curve": curve,
+        "bundle_metadata": bundle_metadata,
+        "metrics": postprocessing_metrics(record, rec),
+        "files": [str(report_dir / f) for f in (*POSTPROCESSING_FILES, reliability_file(split))],
+    }
+
+
+def postprocessing_metrics(calibration: Mapping[str, Any], recommendation: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics.json sections ``calibration`` and ``unknown`` (numbers, per scored split) from
+    calibration.json and threshold_recommendation.json."""
+    splits = [k for k, v in calibration.items() if isinstance(v, Mapping)]
+    keys = ("n_accepted", "coverage", "accepted_accuracy", "accepted_macro_f1")
+    return {
+        "calibration": {"temperature": calibration["temperature"], **{s: dict(calibration[s]) for s in splits}},
+        "unknown": {
+            "threshold": recommendation["threshold"],
+            "target_reached": recommendation["reached"],
+            **{s: {k: recommendation[s][k] for k in keys} for s in splits if s in recommendation},
+        },
+    }
+
+
 def _latency(
     model: nn.Module, face: np.ndarray, onnx_path: Path, tf_art: TensorFlowArtifacts, int8_path: Path, cfg: ExportConfig
 ) -> dict[str, dict[str, float]]:
@@ -437,6 +544,7 @@ def _write_bundle(
     source: Mapping[str, Any] | None,
     quant: Mapping[str, Any],
     edgetpu: EdgeTPUReport,
+    postprocessing: Mapping[str, Any] | None = None,
 ) -> None:
     write_bundle(
         bundle_dir,
@@ -449,6 +557,7 @@ def _write_bundle(
         | {"method": "post-training full-integer, per-channel weights"},
         edgetpu={"compatible": edgetpu.compatible, "summary": edgetpu.summary()},
         edgetpu_tflite=(edgetpu.compiler or {}).get("compiled_model") if (edgetpu.compiler or {}).get("ok") else None,
+        postprocessing=postprocessing,
     )
 
 

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ferops.evaluation.threshold import POLICIES
 from ferops.typed_config import build_dataclass, dataclass_yaml, option
 
-__all__ = ["ExportConfig", "GateConfig"]
+__all__ = ["CalibrationConfig", "ExportConfig", "GateConfig", "UnknownConfig"]
 
 _IO_DTYPES = ("int8", "uint8")
 
@@ -46,6 +47,37 @@ class GateConfig:
                 stacklevel=2,
             )
             self.max_int8_acc_drop_points, self.max_accuracy_drop = self.max_accuracy_drop, None
+
+
+@dataclass
+class CalibrationConfig:
+    """Temperature scaling of the int8 model, fitted on the eval (val) split (ferops.evaluation.calibration)."""
+
+    enabled: bool = option(True, "fit T on the int8 val outputs into the bundle (false: T = 1, still reported)")
+    n_bins: int = option(15, "equal-width confidence bins of the ECE and the reliability diagrams")
+
+    def __post_init__(self) -> None:
+        if self.n_bins < 1:
+            raise ValueError(f"export.calibration.n_bins must be >= 1, got {self.n_bins}")
+
+
+@dataclass
+class UnknownConfig:
+    """The "unknown" threshold recommended on val (ferops.evaluation.threshold), recorded in the bundle."""
+
+    enabled: bool = option(False, "the bundle's default: label rows below the threshold 'unknown' (callers can ask per call)")
+    policy: str = option("target_accuracy", "target_accuracy: lowest threshold reaching it; target_coverage: highest keeping it")
+    target_accuracy: float = option(0.8, "accuracy of the accepted val predictions (policy target_accuracy)")
+    target_coverage: float = option(0.8, "fraction of val accepted (policy target_coverage)")
+    min_coverage: float = option(0.05, "target_accuracy: only thresholds accepting at least this fraction of val")
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"export.unknown.policy must be one of {POLICIES}, got {self.policy!r}")
+        for name in ("target_accuracy", "target_coverage", "min_coverage"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"export.unknown.{name} must be a number in [0, 1], got {value!r}")
 
 
 @dataclass
@@ -80,12 +112,19 @@ class ExportConfig:
     keep_saved_model: bool = option(True)
     progress: bool = option(True)
     gates: GateConfig = field(default_factory=GateConfig, metadata={"section": " "})  # " ": a blank line before it
+    # post-processing fitted on the int8 val outputs and written into the bundle (ferops.runtime.bundle)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig, metadata={"section": " "})
+    unknown: UnknownConfig = field(default_factory=UnknownConfig)
 
     def __post_init__(self) -> None:
         if self.calibration_seed is None:
             self.calibration_seed = 0
         if isinstance(self.gates, Mapping):
             self.gates = build_dataclass(GateConfig, self.gates, "export.gates")
+        if isinstance(self.calibration, Mapping):
+            self.calibration = build_dataclass(CalibrationConfig, self.calibration, "export.calibration")
+        if isinstance(self.unknown, Mapping):
+            self.unknown = build_dataclass(UnknownConfig, self.unknown, "export.unknown")
         for name in ("input_dtype", "output_dtype"):
             if getattr(self, name) not in _IO_DTYPES:
                 raise ValueError(f"export.{name} must be one of {_IO_DTYPES}, got {getattr(self, name)!r}")

@@ -61,6 +61,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"output {q['output']['dtype']} {q['output']['shape']} scale {q['output']['scale']!r} zero point {q['output']['zero_point']}.",
         "",
         report["edgetpu"]["summary"],
+        *_postprocessing_lines(report.get("postprocessing")),
         "",
         "| gate | measured | threshold | passed |",
         "|---|---|---|---|",
@@ -68,3 +69,18 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for g in report["gates"]:
         lines.append(f"| {g['name']} | {g['measured']:.6g} | {g['op']} {g['threshold']:.6g} | {'yes' if g['passed'] else 'NO'} |")
     return "\n".join(lines) + "\n"
+
+
+def _postprocessing_lines(post: Mapping[str, Any] | None) -> list[str]:
+    """Temperature and unknown threshold fitted on the eval split (run_export's ``postprocessing``)."""
+    if not post:
+        return []
+    split, cal, rec = post["split"], post["calibration"], post["recommendation"]
+    c, r = cal[split], rec[split]
+    acc = "-" if r["accepted_accuracy"] is None else f"{r['accepted_accuracy']:.4f}"
+    return [
+        "",
+        f"Temperature {cal['temperature']:.4f} fitted on {split} ({'on' if cal.get('enabled', True) else 'off: T = 1'}): "
+        f"NLL {c['nll_before']:.4f} -> {c['nll_after']:.4f}, ECE {c['ece_before']:.4f} -> {c['ece_after']:.4f}.",
+        f"Unknown threshold {rec['threshold']:.2f} ({rec['rule']}): {split} coverage {r['coverage']:.4f}, accepted accuracy {acc}.",
+    ]

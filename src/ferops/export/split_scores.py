@@ -50,6 +50,64 @@ def add_test_section(metrics: dict[str, Any], test: Mapping[str, Any], report_md
     return metrics
 
 
+def add_postprocessing_split(
+    metrics: dict[str, Any],
+    postprocessing: Mapping[str, Any],
+    bundle_dir: str | Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    report_dir: Path,
+    split: str = REPORT_SPLIT,
+    report_md: Path | None = None,
+) -> list[Path]:
+    """Score the bundle's temperature and unknown threshold (fitted on val by run_export:
+    ``report["postprocessing"]``) on another split, through the runtime as deployed
+    (``BundleModel.predict_logits`` and its post-processing): calibration.json and
+    threshold_recommendation.json gain ``split``, the threshold figure its point, the split its
+    reliability diagram, ``metrics["calibration"|"unknown"]`` its numbers. Returns every post-processing
+    report file, the fit split's included."""
+    from ferops.evaluation.report import write_reliability_calibration, write_threshold_report
+    from ferops.evaluation.threshold import accepted_scores
+    from ferops.export.chain import POSTPROCESSING_FILES, postprocessing_metrics, reliability_file
+    from ferops.runtime.bundle import BundleModel
+
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    labels = np.asarray(labels, dtype=np.int64)
+    bundle = BundleModel(bundle_dir)
+    outputs = bundle.predict_logits(images)
+    calibration = dict(postprocessing["calibration"])
+    calibration[split] = write_reliability_calibration(
+        outputs,
+        labels,
+        bundle.temperature,
+        report_dir / reliability_file(split),
+        outputs_are_probs=bundle.softmax_in_model,
+        n_bins=int(calibration.get("n_bins", 15)),
+        title=f"int8 TFLite, {split}",
+    )
+    recommendation = dict(postprocessing["recommendation"])
+    recommendation[split] = accepted_scores(bundle.predict_proba(images), labels, float(recommendation["threshold"]))
+    (report_dir / "calibration.json").write_text(json.dumps(calibration, indent=2) + "\n", encoding="utf-8")
+    write_threshold_report(
+        postprocessing["curve"], recommendation, report_dir, title=f"int8 TFLite, {recommendation.get('fitted_on', 'val')}"
+    )
+    metrics.update(postprocessing_metrics(calibration, recommendation))
+    if report_md is not None and report_md.is_file():
+        c, r = calibration[split], recommendation[split]
+        acc = "-" if r["accepted_accuracy"] is None else f"{r['accepted_accuracy']:.4f}"
+        lines = [
+            "",
+            f"Temperature {bundle.temperature:.4f} (fitted on {calibration.get('fitted_on', 'val')}) on {split}: "
+            f"NLL {c['nll_before']:.4f} -> {c['nll_after']:.4f}, ECE {c['ece_before']:.4f} -> {c['ece_after']:.4f}. "
+            f"Unknown threshold {recommendation['threshold']:.2f} on {split}: coverage {r['coverage']:.4f}, accepted accuracy {acc}.",
+        ]
+        report_md.write_text(report_md.read_text() + "\n".join(lines) + "\n", encoding="utf-8")
+    written = [Path(f) for f in postprocessing.get("files", [])]  # the val split's, from run_export
+    return list(dict.fromkeys([*written, *(report_dir / f for f in (*POSTPROCESSING_FILES, reliability_file(split)))]))
+
+
 def write_metrics(metrics: Mapping[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")

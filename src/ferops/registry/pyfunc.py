@@ -25,6 +25,12 @@ These caps bound the work done per request, not the size of the request body the
 before calling the model: cap that in front of the server (README, "mlflow models serve").
 
 Output: a DataFrame with one ``prob_<class>`` float column per class and the predicted ``label``.
+Both come from `BundleModel.predict`, so the bundle's post-processing applies as the runtime defines
+it (`ferops.runtime.bundle`): the probabilities are temperature-scaled (``temperature`` in the
+bundle metadata) and always returned in full; the label is ``unknown`` for a row whose top
+probability is below the bundle's unknown threshold when the request's ``reject_unknown`` param
+is true, or when it is absent and the metadata's ``unknown.enabled`` is (params: `PARAMS`, part of
+the logged signature, e.g. ``{"dataframe_split": ..., "params": {"reject_unknown": true}}``).
 
 The model is logged "from code" (`_model_code.py`, nothing pickled). Where it is served, `ferops`
 need not be installed: `log_pyfunc` ships a minimal copy of the code it needs (this module,
@@ -51,7 +57,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from PIL import Image
 
 from ferops.runtime import (
@@ -60,6 +66,7 @@ from ferops.runtime import (
     METADATA_FILE,
     MODEL_FILE,
     UNTRUSTED_FORMATS,
+    BundleError,
     BundleModel,
     ImageDecodeError,
     prepare_face,
@@ -68,6 +75,8 @@ from ferops.runtime import (
 from ferops.runtime import decode_image as decode_face_bytes
 
 IMAGE_COLUMN = "image"
+REJECT_UNKNOWN = "reject_unknown"  # request param: None (absent) = the bundle metadata's unknown.enabled
+PARAMS = (REJECT_UNKNOWN,)
 LABEL_COLUMN = "label"
 PROB_PREFIX = "prob_"
 IMAGE_SIZE = FACE_SIZE
@@ -89,6 +98,26 @@ class InvalidImageInput(MlflowException, ValueError):
 
     def __init__(self, message: str):
         super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+class InvalidParams(MlflowException, ValueError):
+    """Bad request params: HTTP 400 from the scoring server (INVALID_PARAMETER_VALUE), a ValueError in process."""
+
+    def __init__(self, message: str):
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def reject_unknown_param(params: Mapping[str, Any] | None) -> bool | None:
+    """``params["reject_unknown"]``: a bool, or None when absent (the bundle's default). The server
+    checks the type against the signature; in-process callers get the same check here."""
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(PARAMS))
+    if unknown:
+        raise InvalidParams(f"unknown params {unknown}; supported: {list(PARAMS)}")
+    value = params.get(REJECT_UNKNOWN)
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    raise InvalidParams(f"params.{REJECT_UNKNOWN} must be true or false, got {value!r}")
 
 
 def _limit(name: str, value: int | None, default: int) -> int:
@@ -231,7 +260,8 @@ def predictions_frame(probs: np.ndarray, labels: list[str], class_names: list[st
 def model_signature(class_names: list[str]) -> ModelSignature:
     inputs = Schema([ColSpec(DataType.binary, IMAGE_COLUMN)])
     outputs = Schema([ColSpec(DataType.float, c) for c in prob_columns(class_names)] + [ColSpec(DataType.string, LABEL_COLUMN)])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    params = ParamSchema([ParamSpec(REJECT_UNKNOWN, DataType.boolean, None)])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -254,10 +284,14 @@ class FERBundleModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         if self._model is None:
             raise RuntimeError("model not loaded: load it with mlflow.pyfunc.load_model")
+        reject_unknown = reject_unknown_param(params)
         images = to_image_batch(model_input, self.max_rows, self.max_image_bytes, self.max_pixels)
         if len(images) == 0:
             return predictions_frame(np.zeros((0, len(self.class_names)), np.float32), [], self.class_names)
-        probs, labels = self._model.predict(images)
+        try:  # the runtime's post-processing: temperature, then the unknown threshold when asked
+            probs, labels = self._model.predict(images, reject_unknown=reject_unknown)
+        except BundleError as err:  # e.g. reject_unknown asked of a bundle without a threshold
+            raise InvalidParams(str(err)) from err
         return predictions_frame(probs, labels, self.class_names)
 
 

@@ -21,6 +21,8 @@ from ferops.runtime.decode import (
     prepare_face,
     prepare_faces,
 )
+from ferops.runtime.faces import Face, FaceDetector, FaceDetectorError, detect_faces
+from ferops.runtime.predictor import FacePredictor
 from ferops.runtime.tflite import TensorSpec, TFLiteModel, dequantize, quantize
 
 __all__ = [
@@ -31,11 +33,16 @@ __all__ = [
     "UNTRUSTED_FORMATS",
     "BundleError",
     "BundleModel",
+    "Face",
+    "FaceDetector",
+    "FaceDetectorError",
+    "FacePredictor",
     "ImageDecodeError",
     "TFLiteModel",
     "TensorSpec",
     "decode_image",
     "dequantize",
+    "detect_faces",
     "open_image",
     "prepare_face",
     "prepare_faces",

@@ -113,6 +113,13 @@ def _bundle_member(name: object, meta_path: Path) -> str:
     return name
 
 
+def _number(value: object, where: str) -> float:
+    """A finite JSON number (not a bool, not a string) or :class:`BundleError` naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise BundleError(f"{where} must be a finite number, got {value!r}")
+    return float(value)
+
+
 class BundleModel:
     """``BundleModel(bundle_dir).predict(images) -> (probs float32 [N, C], labels list[str])``.
 
@@ -156,25 +163,29 @@ class BundleModel:
         self._read_postprocessing(meta_path, reject_unknown, unknown_threshold)
 
     def _read_postprocessing(self, meta_path: Path, reject_unknown: bool | None, unknown_threshold: float | None) -> None:
-        """Temperature and unknown threshold from the metadata (module docstring), checked."""
-        try:
-            self.temperature = float(self.metadata.get("temperature", 1.0))
-        except (TypeError, ValueError) as err:
-            raise BundleError(f"{meta_path}: temperature must be a number, got {self.metadata.get('temperature')!r}") from err
-        if not np.isfinite(self.temperature) or self.temperature <= 0:
-            raise BundleError(f"{meta_path}: temperature must be finite and > 0, got {self.temperature}")
-        unknown = self.metadata.get("unknown") or {}
-        threshold = unknown_threshold if unknown_threshold is not None else unknown.get("threshold")
-        self.unknown_threshold: float | None = None if threshold is None else float(threshold)
+        """Temperature and unknown threshold from the metadata (module docstring), checked: a bundle
+        someone edited by hand must fail here, naming the file and key, not at the first request."""
+        self.temperature = _number(self.metadata.get("temperature", 1.0), f"{meta_path}: temperature")
+        if self.temperature <= 0:
+            raise BundleError(f"{meta_path}: temperature must be > 0, got {self.temperature}")
+        unknown = self.metadata.get("unknown", {})
+        if unknown is None:
+            unknown = {}
+        if not isinstance(unknown, dict):
+            raise BundleError(f"{meta_path}: unknown must be an object with threshold and enabled, got {unknown!r}")
+        threshold = unknown.get("threshold")
+        where = f"{meta_path}: unknown.threshold"
+        if unknown_threshold is not None:
+            threshold, where = unknown_threshold, "unknown_threshold argument"
+        self.unknown_threshold: float | None = None if threshold is None else _number(threshold, where)
         if self.unknown_threshold is not None and not 0.0 <= self.unknown_threshold <= 1.0:
-            raise BundleError(f"{meta_path}: unknown threshold must be in [0, 1], got {self.unknown_threshold}")
-        self.reject_unknown = bool(unknown.get("enabled", False)) if reject_unknown is None else bool(reject_unknown)
-        if self.reject_unknown and self.unknown_threshold is None:
-            raise BundleError(f"bundle {self.bundle_dir}: reject_unknown asked for, but the bundle records no unknown threshold")
-        if self.reject_unknown and UNKNOWN_LABEL in self.class_names:
-            raise BundleError(
-                f"bundle {self.bundle_dir}: a class is named {UNKNOWN_LABEL!r}, so rejected rows could not be told apart"
-            )
+            raise BundleError(f"{where} must be in [0, 1], got {self.unknown_threshold}")
+        enabled = unknown.get("enabled", False)
+        if not isinstance(enabled, bool):
+            raise BundleError(f"{meta_path}: unknown.enabled must be true or false, got {enabled!r}")
+        self.reject_unknown = enabled if reject_unknown is None else bool(reject_unknown)
+        if self.reject_unknown:
+            self._unknown_threshold_for_rejecting()
 
     def _check_metadata(self) -> None:
         if self.model.num_outputs != len(self.class_names):
@@ -210,16 +221,23 @@ class BundleModel:
         """Post-processing steps 1-3 (module docstring): calibrated probabilities, float32 [N, C]."""
         return calibrated_probs(self.predict_logits(images), self.temperature, self.softmax_in_model)
 
+    def _unknown_threshold_for_rejecting(self) -> float:
+        if self.unknown_threshold is None:
+            raise BundleError(f"bundle {self.bundle_dir}: reject_unknown asked for, but the bundle records no unknown threshold")
+        if UNKNOWN_LABEL in self.class_names:
+            raise BundleError(
+                f"bundle {self.bundle_dir}: a class is named {UNKNOWN_LABEL!r}, so rejected rows could not be told apart"
+            )
+        return self.unknown_threshold
+
     def labels_for(self, probs: np.ndarray, reject_unknown: bool | None = None) -> list[str]:
         """Step 4: the argmax class, or :data:`UNKNOWN_LABEL` below the threshold when rejecting."""
         reject = self.reject_unknown if reject_unknown is None else bool(reject_unknown)
-        if reject and self.unknown_threshold is None:
-            raise BundleError(f"bundle {self.bundle_dir}: no unknown threshold recorded, cannot reject")
         p = np.asarray(probs)
         labels = [self.class_names[i] for i in p.argmax(axis=1)]
         if reject:
-            assert self.unknown_threshold is not None
-            labels = [UNKNOWN_LABEL if c < self.unknown_threshold else lab for lab, c in zip(labels, p.max(axis=1), strict=True)]
+            threshold = self._unknown_threshold_for_rejecting()
+            labels = [UNKNOWN_LABEL if c < threshold else lab for lab, c in zip(labels, p.max(axis=1), strict=True)]
         return labels
 
     def predict(self, images: np.ndarray, reject_unknown: bool | None = None) -> tuple[np.ndarray, list[str]]:
@@ -227,6 +245,8 @@ class BundleModel:
         probs = self.predict_proba(images)
         return probs, self.labels_for(probs, reject_unknown)
 
-    def predict_faces(self, faces: Iterable[Image.Image | np.ndarray], bgr: bool = False) -> tuple[np.ndarray, list[str]]:
+    def predict_faces(
+        self, faces: Iterable[Image.Image | np.ndarray], bgr: bool = False, reject_unknown: bool | None = None
+    ) -> tuple[np.ndarray, list[str]]:
         """Face crops of any size, RGB or gray (PIL or numpy) -> ``predict``."""
-        return self.predict(prepare_faces(faces, size=self.image_size[0], bgr=bgr))
+        return self.predict(prepare_faces(faces, size=self.image_size[0], bgr=bgr), reject_unknown)

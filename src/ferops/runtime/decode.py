@@ -20,6 +20,10 @@ One behaviour for every image mode:
 Encoded input is opened by `open_image`. ``formats`` limits the formats Pillow may identify (the pyfunc
 passes `UNTRUSTED_FORMATS`; trusted training files pass None: any format Pillow reads); ``max_bytes``
 and ``max_pixels`` are checked before anything is decoded. Every refusal raises `ImageDecodeError`.
+
+Whole photos (``ferops predict``, `ferops.runtime.FacePredictor`): `to_rgb` gives the detector the
+colour image by the same per-mode rules, and `crop_faces` cuts each detected face as a square with
+a per-detector margin (`face_crop_square`), converts it to gray and resizes it like any crop.
 """
 
 from __future__ import annotations
@@ -36,11 +40,15 @@ __all__ = [
     "FACE_SIZE",
     "UNTRUSTED_FORMATS",
     "ImageDecodeError",
+    "array_to_image",
+    "crop_faces",
     "decode_image",
+    "face_crop_square",
     "open_image",
     "prepare_face",
     "prepare_faces",
     "to_gray",
+    "to_rgb",
 ]
 
 FACE_SIZE = 48
@@ -112,24 +120,42 @@ def to_gray(img: Image.Image) -> Image.Image:
     return img.convert("L")
 
 
-def _array_to_gray(face: np.ndarray, bgr: bool) -> Image.Image:
-    arr = np.asarray(face)
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL image -> mode ``"RGB"``, upright, by the same rules as `to_gray` (16-bit and float gray
+    scaled as there, palette expanded, alpha dropped): ``to_rgb(img).convert("L")`` equals
+    ``to_gray(img)`` for every mode, so a face detected on the colour image is cropped from the gray
+    image the model would get from the same file."""
+    if img.mode in ("L", "LA", "F", *_SIXTEEN_BIT_MODES):
+        return to_gray(img).convert("RGB")
+    img = ImageOps.exif_transpose(img)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def array_to_image(arr: np.ndarray, bgr: bool = False, what: str = "image") -> Image.Image:
+    """An array ``[H, W]``, ``[H, W, 1]``, ``[H, W, 3]`` (RGB; BGR with ``bgr=True``) or ``[H, W, 4]``
+    (alpha dropped) of pixel values 0..255 in any numeric dtype -> a PIL ``"L"`` or ``"RGB"`` image.
+    ``what`` names the input in error messages."""
+    arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3 and arr.shape[-1] == 4:
         arr = arr[..., :3]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3)):
-        raise ValueError(f"expected a face crop [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got shape {list(arr.shape)}")
+        raise ValueError(f"expected a {what} [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got shape {list(arr.shape)}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"empty face crop: shape {list(arr.shape)}")
+        raise ValueError(f"empty {what}: shape {list(arr.shape)}")
     if arr.dtype != np.uint8:
         # arrays hold pixel values 0..255 whatever their dtype (multiply 0..1 images by 255 first)
         if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-            raise TypeError(f"face crop must hold numbers, got dtype {arr.dtype}")
+            raise TypeError(f"{what} must hold numbers, got dtype {arr.dtype}")
         arr = np.clip(np.rint(arr.astype(np.float64)), 0, 255).astype(np.uint8)
     if arr.ndim == 3 and bgr:
         arr = arr[..., ::-1]
-    img = Image.fromarray(np.ascontiguousarray(arr))  # 2-D uint8 -> "L", [H, W, 3] uint8 -> "RGB"
+    return Image.fromarray(np.ascontiguousarray(arr))  # 2-D uint8 -> "L", [H, W, 3] uint8 -> "RGB"
+
+
+def _array_to_gray(face: np.ndarray, bgr: bool) -> Image.Image:
+    img = array_to_image(face, bgr, what="face crop")
     return img if img.mode == "L" else img.convert("L")
 
 
@@ -165,3 +191,52 @@ def decode_image(
     """An image file or encoded bytes -> uint8 gray ``[size, size]`` (`open_image`, then `prepare_face`)."""
     with open_image(source, formats=formats, max_bytes=max_bytes, max_pixels=max_pixels) as img:
         return prepare_face(img, size=size)
+
+
+def face_crop_square(box: Sequence[float], margin: float, shift_up: float = 0.0) -> tuple[int, int, int, int]:
+    """A detector's face box ``(x, y, w, h)`` -> the square ``(left, top, right, bottom)`` to crop for
+    the model: side ``max(w, h) * (1 + margin)``, centred on the box centre moved up by
+    ``shift_up * max(w, h)``. The square may reach outside the image (`crop_faces` pads it).
+
+    FER2013 faces are tight and roughly registered; ``margin`` and ``shift_up`` are measured per
+    detector so that its box on a FER2013 image maps back onto that 48x48 crop
+    (`ferops.runtime.faces.BlazeFaceSpec`, docs/results.md "Face detection")."""
+    x, y, w, h = (float(v) for v in box)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"face box must have a positive width and height, got {list(box)}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    side = max(w, h)
+    crop = side * (1.0 + margin)
+    cx, cy = x + w / 2.0, y + h / 2.0 - shift_up * side
+    left, top = round(cx - crop / 2.0), round(cy - crop / 2.0)
+    n = max(1, round(crop))
+    return left, top, left + n, top + n
+
+
+def crop_faces(
+    image: Image.Image | np.ndarray,
+    boxes: Iterable[Sequence[float]],
+    margin: float,
+    shift_up: float = 0.0,
+    size: int = FACE_SIZE,
+    bgr: bool = False,
+) -> np.ndarray:
+    """Face crops for the model, uint8 ``[N, size, size]``: the whole image to gray once (`to_gray` /
+    the array rules of `prepare_face`), then per box the `face_crop_square`, its part outside the
+    image filled by repeating the edge pixels (as a face at the border of a photo looks in FER2013:
+    no black bars), resized by `prepare_face`."""
+    gray_img = to_gray(image) if isinstance(image, Image.Image) else _array_to_gray(image, bgr)
+    gray = np.asarray(gray_img, dtype=np.uint8)
+    h, w = gray.shape
+    crops: list[np.ndarray] = []
+    for box in boxes:
+        left, top, right, bottom = face_crop_square(box, margin, shift_up)
+        x0, y0, x1, y1 = max(left, 0), max(top, 0), min(right, w), min(bottom, h)
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"face box {list(box)} lies outside the {w}x{h} image")
+        part = np.pad(gray[y0:y1, x0:x1], ((y0 - top, bottom - y1), (x0 - left, right - x1)), mode="edge")
+        crops.append(prepare_face(part, size=size))
+    if not crops:
+        return np.zeros((0, size, size), dtype=np.uint8)
+    return np.stack(crops)

@@ -7,6 +7,9 @@ stage turns into the version tags promotion reads). Only after the gates have pa
 split scored, once, by the selected model (PyTorch and int8 TFLite), and reported under
 ``metrics["test"]``; nothing reads it to decide anything. The int8 val predictions with their row
 ids go to outputs/export/exports/eval_predictions.npz (the registry's paired bootstrap reads them).
+The temperature and the unknown threshold in the bundle are fitted on val too (run_export); the test
+split only reports them (calibration.json, threshold_recommendation.json, reliability diagrams,
+``metrics["calibration"|"unknown"]["test"]``, all in reports/export/).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from omegaconf import open_dict
 from ferops import tracking
 from ferops.data import load_prepared
 from ferops.export import ExportGateError, flat_metrics, run_export
-from ferops.export.split_scores import REPORT_SPLIT, add_test_section, score_split, write_metrics
+from ferops.export.split_scores import REPORT_SPLIT, add_postprocessing_split, add_test_section, score_split, write_metrics
 from ferops.models.checkpoint import load_deployable
 from ferops.stages.common import CHECKPOINT, EXPORT_DIR, EXPORT_METRICS, PREPARED_DIR, load_params, pipeline_run, setup_logging
 
@@ -74,6 +77,18 @@ def main() -> None:
         n_classes = int(metrics["num_classes"])
         test_scores = score_split(model, report["files"]["tflite_int8"]["path"], test.images, test.labels, n_classes)
         add_test_section(metrics, test_scores, EXPORT_DIR / "exports" / "report.md")
+        report_files = [EXPORT_METRICS]
+        if report.get("postprocessing") and report.get("bundle_dir"):
+            report_files += add_postprocessing_split(
+                metrics,
+                report["postprocessing"],
+                report["bundle_dir"],
+                test.images,
+                test.labels,
+                EXPORT_METRICS.parent,
+                REPORT_SPLIT,
+                EXPORT_DIR / "exports" / "report.md",
+            )
         write_metrics(metrics, EXPORT_METRICS)
         log.info(
             "val (gates): int8 macro-F1 %.4f; test (reported once): int8 accuracy %.4f, macro-F1 %.4f",
@@ -90,7 +105,8 @@ def main() -> None:
             }
         )
         mlflow.log_artifacts(str(EXPORT_DIR / "bundle"), artifact_path="export/bundle")
-        mlflow.log_artifact(str(EXPORT_METRICS), artifact_path="export")
+        for path in report_files:  # metrics.json, calibration and unknown-threshold files
+            mlflow.log_artifact(str(path), artifact_path="export")
         for name in ("export_report.json", "edgetpu_report.json", "report.md", "eval_predictions.npz"):
             path = EXPORT_DIR / "exports" / name
             if path.is_file():

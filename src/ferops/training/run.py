@@ -40,7 +40,13 @@ def _loss_name(cfg: DictConfig) -> str:
 
 
 def build_module(cfg: DictConfig, datamodule) -> FERClassifier:
-    """Model, loss and optimiser for the classes and preprocessing the datamodule reports."""
+    """Model, loss and optimiser for the classes and preprocessing the datamodule reports.
+
+    Every piece comes from its config group by ``_target_`` (model, loss, ``optim.optimizer`` as a
+    partial; the scheduler is built in ``configure_optimizers`` once the step count is known). What
+    stays hand-wired here is what only the data knows (class count and names, preprocessing, class
+    counts for the loss weights): a ``module`` node of interpolations instead would copy every
+    optim value a second time into the resolved params.yaml and the MLflow params."""
     class_names = list(datamodule.class_names)
     net = instantiate(cfg.model, num_classes=len(class_names))
     pre = datamodule.preprocessing
