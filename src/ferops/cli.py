@@ -5,7 +5,7 @@
     ferops runs     [--experiment E] [-n 10]
     ferops models   [--name N]
     ferops sweep-report [PARENT_RUN] [--experiment E] [--metric M] [--out DIR] [--no-log]
-    ferops predict  PATH... --model BUNDLE_DIR [--out DIR] [--json FILE] [--min-face PX] [--min-score P]
+    ferops predict  PATH... [--model BUNDLE_DIR] [--out DIR] [--json FILE] [--min-face PX] [--min-score P]
 
 Global options (before the subcommand): --tracking-uri (else $MLFLOW_TRACKING_URI, else the
 project store), --config (params.yaml or a registry yaml; default: ./params.yaml's `registry:`
@@ -148,7 +148,7 @@ def _sweep_report(args: argparse.Namespace) -> int:
 # -- predict -----------------------------------------------------------------------------------
 def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders (searched recursively)")
-    p.add_argument("--model", required=True, metavar="BUNDLE_DIR", help="deployment bundle (e.g. outputs/export/bundle)")
+    p.add_argument("--model", metavar="BUNDLE_DIR", help="deployment bundle (default: the FER2013 model shipped in the package)")
     p.add_argument("--out", metavar="DIR", help="write annotated copies (box, label, probability bars) here")
     p.add_argument("--json", metavar="FILE", help="write the JSON lines here (default: standard output)")
     p.add_argument("--min-face", type=int, default=0, metavar="PX", help="drop faces whose box is shorter (default: 0)")

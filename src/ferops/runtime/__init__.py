@@ -22,7 +22,7 @@ from ferops.runtime.decode import (
     prepare_faces,
 )
 from ferops.runtime.faces import Face, FaceDetector, FaceDetectorError, detect_faces
-from ferops.runtime.predictor import FacePredictor
+from ferops.runtime.predictor import SHIPPED_BUNDLE, FacePredictor
 from ferops.runtime.tflite import TensorSpec, TFLiteModel, dequantize, quantize
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "LABELS_FILE",
     "METADATA_FILE",
     "MODEL_FILE",
+    "SHIPPED_BUNDLE",
     "UNTRUSTED_FORMATS",
     "BundleError",
     "BundleModel",

@@ -62,8 +62,13 @@ class PhotoPrediction:
         return self.image.height
 
 
+# The trained FER2013 int8 bundle that travels in the package (MODEL_CARD.md beside it): what
+# FacePredictor() and `ferops predict` run when no bundle is named.
+SHIPPED_BUNDLE = Path(__file__).with_name("shipped_bundle")
+
+
 class FacePredictor:
-    """``FacePredictor(bundle_dir).predict(image)`` -> one dict a face, best detector score first:
+    """``FacePredictor([bundle_dir]).predict(image)`` (default: :data:`SHIPPED_BUNDLE`) -> one dict a face, best detector score first:
     ``{"box": [x, y, w, h], "score": detector score, "label": class, "probs": {class: p}}``.
 
     ``image``: a file path, encoded bytes, a PIL image, or a numpy array; a colour array needs
@@ -72,7 +77,7 @@ class FacePredictor:
 
     def __init__(
         self,
-        bundle_dir: str | os.PathLike[str],
+        bundle_dir: str | os.PathLike[str] | None = None,
         *,
         detector: str = DEFAULT_DETECTOR,
         min_score: float = DEFAULT_MIN_SCORE,
@@ -81,7 +86,8 @@ class FacePredictor:
         num_threads: int = 1,
         reject_unknown: bool | None = None,
     ):
-        self.model = BundleModel(Path(bundle_dir), num_threads=num_threads, reject_unknown=reject_unknown)
+        bundle = SHIPPED_BUNDLE if bundle_dir is None else Path(bundle_dir)
+        self.model = BundleModel(bundle, num_threads=num_threads, reject_unknown=reject_unknown)
         self.detector = FaceDetector(detector, min_score=min_score, min_face=min_face, num_threads=num_threads)
         self.max_pixels = int(max_pixels)
 
