@@ -65,8 +65,8 @@ class NaivePILDataset(Dataset):
         return {"image": self.transform(Image.fromarray(self.images[i])), "label": int(self.labels[i])}
 
 
-def timed_steps(model, optimizer, batches, steps: int, warmup: int = 5, augment=None) -> float:
-    """images/s over `steps` optimiser steps after `warmup` steps."""
+def timed_steps(model, optimizer, batches, steps: int, warmup: int = 5, augment=None, bf16: bool = False) -> float:
+    """images/s over `steps` optimiser steps after `warmup` steps (``bf16``: under CPU bf16 autocast)."""
     model.train()
     seen, t0 = 0, None
     for i, batch in enumerate(itertools.islice(batches, warmup + steps)):
@@ -75,7 +75,8 @@ def timed_steps(model, optimizer, batches, steps: int, warmup: int = 5, augment=
         x = batch["image"].float()
         if augment is not None:
             x = augment(x)
-        loss = F.cross_entropy(model(x), batch["label"])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x), batch["label"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -96,24 +97,11 @@ def bare_step_ips(model, batch, steps: int, bf16: bool, channels_last: bool, com
     """images/s of forward + backward + AdamW on one ready batch (no data work)."""
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+        batch = {**batch, "image": batch["image"].contiguous(memory_format=torch.channels_last)}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     run = torch.compile(model) if compile_ else model
-    x, y = batch["image"], batch["label"]
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    model.train()
-    warmup = 8 if compile_ else 4  # compile: the first steps build the kernels
-    seen, t0 = 0, 0.0
-    for i in range(warmup + steps):
-        if i == warmup:
-            seen, t0 = 0, time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(run(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        seen += x.shape[0]
-    return seen / (time.perf_counter() - t0)
+    # compile: the first steps build the kernels
+    return timed_steps(run, opt, itertools.repeat(batch), steps, warmup=8 if compile_ else 4, bf16=bf16)
 
 
 class _StepClock(L.Callback):
@@ -132,14 +120,13 @@ class _StepClock(L.Callback):
             self.t1 = time.perf_counter()
 
 
-def full_step_ips(cfg, steps: int, bf16: bool, channels_last: bool, compile_: bool) -> float:
-    """images/s of the preset's own Lightning training step (what `ferops.train` runs per batch)."""
+def full_step_ips(cfg, dm, steps: int, bf16: bool, channels_last: bool, compile_: bool) -> float:
+    """images/s of the preset's own Lightning training step (what `ferops.train` runs per batch) on
+    the set-up datamodule ``dm`` of ``cfg.data``."""
     from ferops.training.callbacks import ChannelsLast
     from ferops.training.run import build_module
 
     torch.manual_seed(0)
-    dm = instantiate(cfg.data)
-    dm.setup("fit")
     module = build_module(cfg, dm)
     if compile_:
         module.net = torch.compile(module.net)
@@ -191,7 +178,7 @@ def precision_table(args) -> None:
     full = {}
     for variant, flags in PRECISION_VARIANTS.items():
         try:
-            full[variant] = full_step_ips(preset, args.steps, *flags)
+            full[variant] = full_step_ips(preset, dm, args.steps, *flags)
         except Exception as err:
             print(f"  full step {variant}: failed: {type(err).__name__}: {str(err)[:200]}")
     _print_row(f"{preset.model.name} (fer2013_cpu)", "full", full)

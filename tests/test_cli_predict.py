@@ -15,12 +15,11 @@ skimage_data = pytest.importorskip("skimage.data")
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    from runtime.test_bundle_model import CLASSES, _int8_classifier
-
     from ferops.export.bundle import write_bundle
+    from tflite_fixtures import CLASSES, int8_classifier
 
     tmp = tmp_path_factory.mktemp("cli_predict")
-    _int8_classifier(tmp / "m.tflite", "int8")
+    int8_classifier(tmp / "m.tflite", "int8")
     return write_bundle(tmp / "bundle", tmp / "m.tflite", CLASSES, preprocessing={"input_size": 48})
 
 

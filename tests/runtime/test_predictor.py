@@ -22,12 +22,11 @@ ASTRONAUT_FACE = (174, 70, 105, 105)  # measured, see tests/runtime/test_faces.p
 
 @pytest.fixture(scope="session")
 def predict_bundle(tmp_path_factory):
-    from runtime.test_bundle_model import CLASSES, _int8_classifier
-
     from ferops.export.bundle import write_bundle
+    from tflite_fixtures import CLASSES, int8_classifier
 
     tmp = tmp_path_factory.mktemp("predict_bundle")
-    _int8_classifier(tmp / "m.tflite", "int8")
+    int8_classifier(tmp / "m.tflite", "int8")
     return write_bundle(tmp / "bundle", tmp / "m.tflite", CLASSES, preprocessing={"input_size": 48})
 
 

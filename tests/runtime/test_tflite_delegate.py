@@ -15,33 +15,10 @@ from ai_edge_litert.interpreter import Interpreter as RealInterpreter
 from ferops.runtime import BundleModel, TFLiteModel
 from ferops.runtime import tflite as rt_tflite
 from ferops.runtime.bundle import EDGETPU_MODEL_FILE, MODEL_FILE
+from tflite_fixtures import int8_classifier
 
 CLASSES = ["a", "b", "c"]
 NOTICE = "EdgeTPU not used"
-
-
-def _int8_model(path) -> None:
-    """A fixed conv -> mean -> dense net on raw 0..255 pixels, full int8."""
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    w = tf.constant(rng.normal(0, 0.05, (3, 3, 1, 4)).astype(np.float32))
-    d = tf.constant(rng.normal(0, 1.0, (4, len(CLASSES))).astype(np.float32))
-
-    class Net(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([1, 48, 48, 1], tf.float32)])
-        def __call__(self, x):
-            return tf.matmul(tf.reduce_mean(tf.nn.relu(tf.nn.conv2d(x / 255.0 - 0.5, w, 1, "SAME")), axis=[1, 2]), d)
-
-    net = Net()
-    calib = rng.integers(0, 256, (16, 48, 48, 1)).astype(np.float32)
-    calib[0].flat[0], calib[0].flat[1] = 0.0, 255.0
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([net.__call__.get_concrete_function()], net)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([calib[i : i + 1]] for i in range(len(calib)))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf.int8
-    path.write_bytes(conv.convert())
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +26,7 @@ def cpu_bundle(tmp_path_factory):
     from ferops.export.bundle import write_bundle
 
     tmp = tmp_path_factory.mktemp("delegate")
-    _int8_model(tmp / "m.tflite")
+    int8_classifier(tmp / "m.tflite", n_classes=len(CLASSES))
     return write_bundle(tmp / "bundle", tmp / "m.tflite", CLASSES)
 
 

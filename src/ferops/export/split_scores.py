@@ -69,7 +69,7 @@ def add_postprocessing_split(
     from ferops.evaluation.report import write_reliability_calibration, write_threshold_report
     from ferops.evaluation.threshold import accepted_scores
     from ferops.export.chain import POSTPROCESSING_FILES, postprocessing_metrics, reliability_file
-    from ferops.runtime.bundle import BundleModel
+    from ferops.runtime.bundle import BundleModel, calibrated_probs
 
     images = np.asarray(images)
     if images.ndim == 4 and images.shape[-1] == 1:
@@ -88,7 +88,9 @@ def add_postprocessing_split(
         title=f"int8 TFLite, {split}",
     )
     recommendation = dict(postprocessing["recommendation"])
-    recommendation[split] = accepted_scores(bundle.predict_proba(images), labels, float(recommendation["threshold"]))
+    # the bundle's own post-processing of the outputs above (BundleModel.predict_proba without a second inference)
+    probs = calibrated_probs(outputs, bundle.temperature, bundle.softmax_in_model)
+    recommendation[split] = accepted_scores(probs, labels, float(recommendation["threshold"]))
     (report_dir / "calibration.json").write_text(json.dumps(calibration, indent=2) + "\n", encoding="utf-8")
     write_threshold_report(
         postprocessing["curve"], recommendation, report_dir, title=f"int8 TFLite, {recommendation.get('fitted_on', 'val')}"

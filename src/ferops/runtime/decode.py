@@ -41,6 +41,7 @@ __all__ = [
     "UNTRUSTED_FORMATS",
     "ImageDecodeError",
     "array_to_image",
+    "check_pixels",
     "crop_faces",
     "decode_image",
     "face_crop_square",
@@ -62,6 +63,12 @@ class ImageDecodeError(ValueError):
     """Input that is not a decodable image within the limits; the message says why."""
 
 
+def check_pixels(width: int, height: int, max_pixels: int | None) -> None:
+    """Raise `ImageDecodeError` when a ``width`` x ``height`` image exceeds ``max_pixels`` (None: no limit)."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageDecodeError(f"image is {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}")
+
+
 def open_image(
     source: str | os.PathLike[str] | bytes | bytearray | memoryview,
     formats: Sequence[str] | None = None,
@@ -81,9 +88,7 @@ def open_image(
     img = None
     try:
         img = Image.open(io.BytesIO(data), formats=tuple(formats) if formats else None)
-        if max_pixels is not None and img.width * img.height > max_pixels:  # header only: nothing decoded yet
-            n = img.width * img.height
-            raise ImageDecodeError(f"image is {img.width}x{img.height} = {n} pixels, more than the limit of {max_pixels}")
+        check_pixels(img.width, img.height, max_pixels)  # header only: nothing decoded yet
         img.load()
     except Exception as err:
         if img is not None:

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ferops.runtime.bundle import BundleModel
-from ferops.runtime.decode import ImageDecodeError, array_to_image, crop_faces, open_image, to_rgb
+from ferops.runtime.decode import ImageDecodeError, array_to_image, check_pixels, crop_faces, open_image, to_rgb
 from ferops.runtime.faces import DEFAULT_DETECTOR, DEFAULT_MIN_SCORE, FaceDetector
 
 __all__ = [
@@ -101,22 +101,16 @@ class FacePredictor:
             with open_image(image, max_pixels=self.max_pixels) as img:
                 return to_rgb(img)
         if isinstance(image, Image.Image):
-            self._check_pixels(image.width, image.height)
+            check_pixels(image.width, image.height, self.max_pixels)
             return to_rgb(image)
         if isinstance(image, np.ndarray):
             colour = image.ndim == 3 and image.shape[-1] in (3, 4)
             if colour and color_order not in ("rgb", "bgr"):
                 raise ValueError(f"a colour array needs color_order='rgb' or 'bgr', got {color_order!r}")
             if image.ndim >= 2:
-                self._check_pixels(int(image.shape[1]), int(image.shape[0]))
+                check_pixels(int(image.shape[1]), int(image.shape[0]), self.max_pixels)
             return to_rgb(array_to_image(image, bgr=color_order == "bgr"))
         raise TypeError(f"expected a path, bytes, a PIL image or a numpy array, got {type(image).__name__}")
-
-    def _check_pixels(self, width: int, height: int) -> None:
-        if width * height > self.max_pixels:
-            raise ImageDecodeError(
-                f"image is {width}x{height} = {width * height} pixels, more than the limit of {self.max_pixels}"
-            )
 
     def predict_rgb(self, rgb: Image.Image) -> list[dict[str, Any]]:
         """Faces of an upright RGB image (what `load_rgb` returns)."""
