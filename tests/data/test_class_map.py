@@ -85,3 +85,17 @@ def test_custom_map_and_errors():
         ClassMap(["a"], {"happy": "b"})
     with pytest.raises(ValueError, match="receive no FER class"):
         ClassMap(["a", "b"], {"happy": "a"})
+
+
+def test_class_map_from_config_round_trips_and_instantiates_nothing():
+    from ferops.data import ClassMap
+
+    cm = ClassMap(["pos", "neg"], {"happy": "pos", "surprise": "pos", "sad": "neg"}, name="v2")
+    back = ClassMap.from_config(cm.to_config())
+    assert back.names == cm.names and back.mapping == cm.mapping and back.name == "v2"
+    node = {"_target_": "ferops.data.class_map.ClassMap", "names": ["happy", "sad"], "mapping": None, "name": "x"}
+    assert ClassMap.from_config(node).names == ["happy", "sad"]
+    with pytest.raises(ValueError, match="a class map must be one of"):
+        ClassMap.from_config({"_target_": "builtins.exec", "names": ["happy"]}, "ckpt: config.data.class_map")
+    with pytest.raises(ValueError, match="needs 'names'"):
+        ClassMap.from_config({"names": ["happy"], "_args_": ["code"]})

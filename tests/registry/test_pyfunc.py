@@ -114,3 +114,20 @@ print("LABELS", ",".join(model.predict(encode_images(np.load({str(tmp_path / "x.
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("LABELS "))
     assert line.removeprefix("LABELS ").split(",") == BundleModel(bundle_dir).predict(face_images)[1]
+
+
+def test_evaluate_accepts_a_registry_uri(registered, bundle_dir, tmp_path):
+    """`python -m ferops.evaluate models:/NAME@ALIAS DATA`: the registered int8 bundle, downloaded,
+    scores what the bundle directory itself scores."""
+    from ferops.evaluation.external import evaluate_model
+    from fixtures_data import write_fer2013_csv
+
+    name, version, _ = registered
+    data = write_fer2013_csv(tmp_path / "x.csv", [(i % 7, "PrivateTest", i) for i in range(21)])
+    direct = evaluate_model(bundle_dir, data, tmp_path / "direct")["metrics"]
+    for uri in (f"models:/{name}@{CHALLENGER}", f"models:/{name}/{version}"):
+        result = evaluate_model(uri, data, tmp_path / "uri")
+        assert result["model"] == {"kind": "bundle", "location": uri}
+        assert result["metrics"]["accuracy"] == direct["accuracy"] and result["metrics"]["nll"] == pytest.approx(direct["nll"])
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
+    assert evaluate_model(local, data, tmp_path / "dir")["metrics"]["accuracy"] == direct["accuracy"]

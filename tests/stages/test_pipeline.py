@@ -51,6 +51,21 @@ def test_dvc_repro_runs_the_whole_pipeline_then_nothing(repo):
     export = json.loads((repo_dir / "reports/export/metrics.json").read_text())
     assert export["gates_passed"] is True
     assert (repo_dir / "outputs/export/bundle/model_int8.tflite").is_file()
+    # The deployed int8 model gets the evaluate stage's full report on test (issue 12), and the
+    # per-class fp32 -> int8 table; dvc metrics show it beside the fp32 report.
+    int8 = json.loads((repo_dir / "reports/export/int8_test/metrics.json").read_text())
+    assert int8["n_samples"] == export["test"]["n"]
+    assert int8["accuracy"] == pytest.approx(export["test"]["tflite_int8"]["accuracy"])
+    assert {"balanced_accuracy", "nll", "ece", "recall/angry", "precision/angry"} <= set(int8)
+    for name in ("confusion_matrix.png", "per_class_accuracy.png", "reliability.png", "mistakes.png", "confusion.csv"):
+        assert (repo_dir / "reports/export/int8_test" / name).is_file(), name
+    table = (repo_dir / "reports/export/int8_per_class_test.csv").read_text().splitlines()
+    assert table[0].startswith("class,support,fp32_recall,int8_recall,recall_delta_points") and len(table) == 8
+    assert set(export["test"]["per_class"]) == {r.split(",")[0] for r in table[1:]}
+    shown = run(["dvc", "metrics", "show", "--json"], repo_dir, env).stdout
+    assert "reports/export/int8_test/metrics.json" in shown
+    bundle_meta = json.loads((repo_dir / "outputs/export/bundle/model_metadata.json").read_text())
+    assert bundle_meta["class_map"]["names"] == bundle_meta["class_names"]
 
     # One MLflow run holds train, evaluate, export and register.
     run_id = (repo_dir / "outputs/run_id.txt").read_text().strip()
@@ -60,8 +75,12 @@ def test_dvc_repro_runs_the_whole_pipeline_then_nothing(repo):
     assert any(k.startswith("export/") for k in r.data.metrics)
     assert r.data.tags["dvc.exp_name"] == "workspace"
     assert {"evaluate", "export"} <= {a.path for a in client.list_artifacts(run_id)}
+    int8_artifacts = {a.path for a in client.list_artifacts(run_id, "export/int8_test")}
+    assert "export/int8_test/metrics.json" in int8_artifacts  # not flattened over export/metrics.json
     registered = json.loads((repo_dir / "outputs/register/registered.json").read_text())
     assert registered["version"]
+    version = client.get_model_version(registered["name"], registered["version"])
+    assert float(version.tags["int8.test_ece"]) == pytest.approx(int8["ece"], abs=1e-6)
 
     second = run(["dvc", "repro"], repo_dir, env).stdout
     assert not any(stage_ran(second, s) for s in ("prepare", "train", "evaluate", "export", "register")), second

@@ -90,6 +90,34 @@ def test_nested_target_outside_allow_list_is_refused_and_does_not_run(real_ckpt,
     assert not marker.exists(), "a target outside the allow-list was instantiated"
 
 
+def test_class_map_of_a_checkpoint_is_not_instantiated(real_ckpt, tmp_path):
+    """Evaluating someone's checkpoint rebuilds its class map from the names: a `_target_` there is
+    refused, not called (the old `instantiate(config.data.class_map)` created the marker file)."""
+    from ferops.evaluation.external import evaluate_model
+    from fixtures_data import write_fer2013_csv
+
+    marker = tmp_path / "class-map-ran"
+
+    def add_target(ckpt):
+        ckpt["ferops"]["config"]["data"]["class_map"] = {"_target_": "builtins.open", "_args_": [str(marker), "w"]}
+
+    path = _tampered(real_ckpt, tmp_path / "classmap.ckpt", add_target)
+    data = write_fer2013_csv(tmp_path / "x.csv", [(i % 7, "PublicTest", i) for i in range(7)])
+    with pytest.raises(ValueError, match=r"classmap\.ckpt: config\.data\.class_map\._target_='builtins\.open'"):
+        evaluate_model(path, data, tmp_path / "report")
+    assert not marker.exists(), "the checkpoint's class map target was instantiated"
+
+
+def test_evaluate_scores_a_checkpoint(real_ckpt, tmp_path):
+    from ferops.evaluation.external import evaluate_model
+    from fixtures_data import write_fer2013_csv
+
+    data = write_fer2013_csv(tmp_path / "x.csv", [(i % 7, "PublicTest", i) for i in range(14)])
+    result = evaluate_model(real_ckpt, data, tmp_path / "report")
+    assert result["model"]["kind"] == "checkpoint" and result["metrics"]["n_samples"] == 14
+    assert (tmp_path / "report" / "confusion_matrix.png").is_file()
+
+
 @pytest.mark.parametrize(
     "target",
     [

@@ -82,6 +82,34 @@ class ClassMap:
         stats["class_map_dropped"] = int((~keep).sum())
         return replace(out, labels=labels, soft=soft, class_names=tuple(self.names), stats=stats)
 
+    # Targets a stored class-map config may name: it is read from checkpoints and bundles made by
+    # others, so it is never handed to hydra's instantiate (that would call any `_target_`).
+    CONFIG_TARGETS = ("ferops.data.class_map.ClassMap", "ferops.data.ClassMap")
+
+    @classmethod
+    def from_config(cls, node: Mapping[str, object], where: str = "class_map") -> ClassMap:
+        """The map a stored config (``{"names", "mapping", "name"}``, as in ``conf/data/class_map``)
+        describes, built without instantiating anything."""
+        if not isinstance(node, Mapping):
+            raise ValueError(f"{where}: expected a mapping with 'names', got {type(node).__name__}")
+        target = node.get("_target_")
+        if target is not None and target not in cls.CONFIG_TARGETS:
+            raise ValueError(f"{where}._target_={target!r}: a class map must be one of {list(cls.CONFIG_TARGETS)}")
+        unknown = sorted(set(node) - {"_target_", "names", "mapping", "name"})
+        if unknown or "names" not in node:
+            raise ValueError(f"{where}: needs 'names' (and optionally 'mapping', 'name'), got keys {sorted(node)}")
+        names, mapping = node["names"], node.get("mapping")
+        if isinstance(names, str) or not isinstance(names, Sequence):
+            raise ValueError(f"{where}.names: expected a list of class names, got {names!r}")
+        if mapping is not None and not isinstance(mapping, Mapping):
+            raise ValueError(f"{where}.mapping: expected FER class -> name, got {mapping!r}")
+        name = node.get("name")
+        return cls(list(names), None if mapping is None else dict(mapping), None if name is None else str(name))
+
+    def to_config(self) -> dict[str, object]:
+        """JSON-able ``{"name", "names", "mapping"}`` that :meth:`from_config` reads back."""
+        return {"name": self.name, "names": list(self.names), "mapping": self.mapping}
+
     def __repr__(self) -> str:
         return f"ClassMap(name={self.name!r}, names={self.names}, mapping={self.mapping})"
 

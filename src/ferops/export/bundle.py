@@ -56,6 +56,7 @@ def write_bundle(
     edgetpu: Mapping[str, Any] | None = None,
     edgetpu_tflite: str | Path | None = None,
     postprocessing: Mapping[str, Any] | None = None,
+    class_map: Mapping[str, Any] | None = None,
 ) -> Path:
     """Create ``bundle_dir`` (replacing an older bundle there) and check that it loads.
 
@@ -64,7 +65,9 @@ def write_bundle(
     ``quantization``: calibration facts; ``edgetpu``: the compatibility summary; ``edgetpu_tflite``:
     edgetpu_compiler's output for the same model, which the runtime runs with the EdgeTPU delegate;
     ``postprocessing``: top-level ``temperature`` / ``calibration`` / ``unknown`` entries
-    (:data:`POSTPROCESSING_KEYS`), checked by the runtime when the bundle is loaded back.
+    (:data:`POSTPROCESSING_KEYS`), checked by the runtime when the bundle is loaded back;
+    ``class_map``: ``ClassMap.to_config()`` of the training data (how FER-7 labels map onto
+    ``class_names``), read by ``python -m ferops.evaluate`` to score the bundle on FER-labelled data.
     """
     bundle_dir = Path(bundle_dir)
     names = [str(c) for c in class_names]
@@ -105,6 +108,7 @@ def write_bundle(
         "softmax_in_model": bool(softmax_in_model),
         "class_names": names,
         "num_classes": len(names),
+        "class_map": _jsonable(dict(class_map)) if class_map is not None else None,
         "preprocessing": {
             "outside_model": f"grayscale face crop resized to {size}x{size}, uint8 0..255 (ferops.runtime.prepare_face)",
             "resize": {"size": [size, size], "method": "PIL bilinear (antialiased when shrinking)"},

@@ -3,36 +3,99 @@ on the test split, once, reported under ``metrics["test"]`` and in report.md; no
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 REPORT_SPLIT = "test"  # scored once after the gates, reported only
 
 
-def score_split(model, int8_path: str | Path, images: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, Any]:
-    """Accuracy and macro-F1 of the PyTorch model and the int8 TFLite model on one split."""
+def score_split(
+    model, int8_path: str | Path, images: np.ndarray, labels: np.ndarray, n_classes: int
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Accuracy and macro-F1 of the PyTorch model and the int8 TFLite model on one split, and the
+    outputs they were computed from (``{"pytorch": logits, "tflite_int8": dequantised outputs}``), so
+    the later reports of the same split need no second inference."""
     from ferops.evaluation.metrics import accuracy, macro_f1
     from ferops.export.onnx import torch_logits
     from ferops.runtime import TFLiteModel
 
-    images = np.asarray(images)
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
+    images = _gray(images)
     labels = np.asarray(labels, dtype=np.int64)
     model.eval()
-    preds = {
-        "pytorch": torch_logits(model, images).argmax(1),
-        "tflite_int8": TFLiteModel(int8_path).predict_logits(images).argmax(1),
+    outputs = {
+        "pytorch": np.asarray(torch_logits(model, images), np.float32),
+        "tflite_int8": TFLiteModel(int8_path).predict_logits(images),
     }
     out: dict[str, Any] = {"n": len(labels)}
-    for fmt, pred in preds.items():
+    for fmt, raw in outputs.items():
+        pred = raw.argmax(1)
         out[fmt] = {"accuracy": float(accuracy(labels, pred)), "macro_f1": float(macro_f1(labels, pred, n_classes))}
     out["tflite_int8"]["accuracy_drop_points"] = 100.0 * (out["pytorch"]["accuracy"] - out["tflite_int8"]["accuracy"])
-    return out
+    return out, outputs
+
+
+def _gray(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    return images[..., 0] if images.ndim == 4 and images.shape[-1] == 1 else images
+
+
+def write_int8_report(
+    outputs: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    images: np.ndarray | None,
+    class_names: list[str],
+    report_dir: Path,
+    temperature: float = 1.0,
+    softmax_in_model: bool = False,
+    split: str = REPORT_SPLIT,
+) -> dict[str, Any]:
+    """The evaluate stage's full report for the deployed int8 model on ``split`` (what the bundle
+    runtime returns: temperature-scaled probabilities, the reliability diagram before and after) in
+    ``report_dir / "int8_<split>"``, and the per-class fp32 -> int8 table (``int8_per_class_<split>.csv``:
+    recall and F1 of each, delta in points; which classes quantisation hurts).
+
+    ``outputs``: :func:`score_split`'s. Returns ``{"metrics": the int8 metrics.json, "per_class":
+    {class: {...}}, "files": [...]}``."""
+    from ferops.evaluation.metrics import per_class_metrics
+    from ferops.evaluation.report import write_evaluation_report
+    from ferops.runtime.bundle import calibrated_probs
+
+    labels = np.asarray(labels, dtype=np.int64)
+    raw = np.asarray(outputs["tflite_int8"], np.float32)
+    probs = calibrated_probs(raw, temperature, softmax_in_model)
+    result = write_evaluation_report(
+        probs,
+        labels,
+        None if images is None else _gray(images),
+        class_names,
+        report_dir / f"int8_{split}",
+        title=f"int8 TFLite bundle, {split}",
+        probs_before=None if temperature == 1.0 else calibrated_probs(raw, 1.0, softmax_in_model),
+        before_label="T = 1",
+        after_label=f"T = {temperature:.3g}",
+    )
+    n = len(class_names)
+    fp32 = per_class_metrics(labels, np.asarray(outputs["pytorch"]).argmax(1), n)
+    int8 = per_class_metrics(labels, probs.argmax(1), n)
+    per_class: dict[str, dict[str, float]] = {}
+    for i, name in enumerate(class_names):
+        row = {"support": float(fp32["support"][i])}
+        for key in ("recall", "f1"):
+            row[f"fp32_{key}"], row[f"int8_{key}"] = float(fp32[key][i]), float(int8[key][i])
+            row[f"{key}_delta_points"] = 100.0 * (row[f"int8_{key}"] - row[f"fp32_{key}"])
+        per_class[name] = row
+    table = report_dir / f"int8_per_class_{split}.csv"
+    with table.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["class", *next(iter(per_class.values()))])
+        writer.writeheader()
+        writer.writerows({"class": name, **{k: round(v, 6) for k, v in row.items()}} for name, row in per_class.items())
+    files = cast(list, result["files"])
+    return {"metrics": result["metrics"], "per_class": per_class, "files": [*files, table]}
 
 
 def add_test_section(metrics: dict[str, Any], test: Mapping[str, Any], report_md: Path | None = None) -> dict[str, Any]:
@@ -59,24 +122,24 @@ def add_postprocessing_split(
     report_dir: Path,
     split: str = REPORT_SPLIT,
     report_md: Path | None = None,
+    outputs: np.ndarray | None = None,
 ) -> list[Path]:
     """Score the bundle's temperature and unknown threshold (fitted on val by run_export:
     ``report["postprocessing"]``) on another split, through the runtime as deployed
     (``BundleModel.predict_logits`` and its post-processing): calibration.json and
     threshold_recommendation.json gain ``split``, the threshold figure its point, the split its
-    reliability diagram, ``metrics["calibration"|"unknown"]`` its numbers. Returns every post-processing
-    report file, the fit split's included."""
+    reliability diagram, ``metrics["calibration"|"unknown"]`` its numbers. ``outputs``: the bundle
+    model's outputs on these images when already computed (:func:`score_split`). Returns every
+    post-processing report file, the fit split's included."""
     from ferops.evaluation.report import write_reliability_calibration, write_threshold_report
     from ferops.evaluation.threshold import accepted_scores
     from ferops.export.chain import POSTPROCESSING_FILES, postprocessing_metrics, reliability_file
     from ferops.runtime.bundle import BundleModel, calibrated_probs
 
-    images = np.asarray(images)
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
     labels = np.asarray(labels, dtype=np.int64)
     bundle = BundleModel(bundle_dir)
-    outputs = bundle.predict_logits(images)
+    if outputs is None:
+        outputs = bundle.predict_logits(_gray(images))
     calibration = dict(postprocessing["calibration"])
     calibration[split] = write_reliability_calibration(
         outputs,

@@ -36,6 +36,10 @@ EXPORT_GATES = "export.gates_passed"
 EVAL_SPLIT = "export.eval_split"  # the split the int8.* tags above were measured on ("val"; absent before)
 INT8_TEST_ACC = "int8.test_acc"  # reported, never compared
 INT8_TEST_MACRO_F1 = "int8.test_macro_f1"
+# from the int8 bundle's full report on test (export stage, reports/export/int8_test/metrics.json); reported only
+INT8_TEST_BALANCED_ACC = "int8.test_balanced_acc"
+INT8_TEST_NLL = "int8.test_nll"
+INT8_TEST_ECE = "int8.test_ece"
 # the data split record of the training run (run tags `split.<key>`, copied onto the version)
 SPLIT_PREFIX = "split."
 SPLIT_VAL_DIGEST = "split.val_digest"
@@ -68,6 +72,9 @@ EXPORT_METRIC_KEYS: dict[str, str] = {
     EVAL_SPLIT: "eval_split",
     INT8_TEST_ACC: "test/tflite_int8/accuracy",
     INT8_TEST_MACRO_F1: "test/tflite_int8/macro_f1",
+    INT8_TEST_BALANCED_ACC: "test/tflite_int8/report/balanced_accuracy",
+    INT8_TEST_NLL: "test/tflite_int8/report/nll",
+    INT8_TEST_ECE: "test/tflite_int8/report/ece",
 }
 # The same number as a run metric (the export stage logs metrics.json with ferops.export.flat_metrics, prefix "export/").
 RUN_INT8_ACC = "export/" + EXPORT_METRIC_KEYS[INT8_ACC]

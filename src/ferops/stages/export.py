@@ -9,13 +9,17 @@ split scored, once, by the selected model (PyTorch and int8 TFLite), and reporte
 ids go to outputs/export/exports/eval_predictions.npz (the registry's paired bootstrap reads them).
 The temperature and the unknown threshold in the bundle are fitted on val too (run_export); the test
 split only reports them (calibration.json, threshold_recommendation.json, reliability diagrams,
-``metrics["calibration"|"unknown"]["test"]``, all in reports/export/).
+``metrics["calibration"|"unknown"]["test"]``, all in reports/export/). The deployed int8 model also
+gets the evaluate stage's full report on test (reports/export/int8_test/: per-class P/R/F1, NLL, ECE,
+confusion matrix, reliability diagram, confident mistakes) and the per-class fp32 -> int8 table
+(reports/export/int8_per_class_test.csv), both from the one inference of each model on test.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import mlflow
 from omegaconf import open_dict
@@ -23,8 +27,16 @@ from omegaconf import open_dict
 from ferops import tracking
 from ferops.data import load_prepared
 from ferops.export import ExportGateError, flat_metrics, run_export
-from ferops.export.split_scores import REPORT_SPLIT, add_postprocessing_split, add_test_section, score_split, write_metrics
+from ferops.export.split_scores import (
+    REPORT_SPLIT,
+    add_postprocessing_split,
+    add_test_section,
+    score_split,
+    write_int8_report,
+    write_metrics,
+)
 from ferops.models.checkpoint import load_deployable
+from ferops.runtime import BundleModel
 from ferops.stages.common import CHECKPOINT, EXPORT_DIR, EXPORT_METRICS, PREPARED_DIR, load_params, pipeline_run, setup_logging
 
 log = logging.getLogger("ferops.stages.export")
@@ -75,10 +87,25 @@ def main() -> None:
         metrics = report["metrics"]
         metrics["eval_split"] = EVAL_SPLIT
         n_classes = int(metrics["num_classes"])
-        test_scores = score_split(model, report["files"]["tflite_int8"]["path"], test.images, test.labels, n_classes)
+        test_scores, test_outputs = score_split(
+            model, report["files"]["tflite_int8"]["path"], test.images, test.labels, n_classes
+        )
         add_test_section(metrics, test_scores, EXPORT_DIR / "exports" / "report.md")
         report_files = [EXPORT_METRICS]
-        if report.get("postprocessing") and report.get("bundle_dir"):
+        bundle = BundleModel(report["bundle_dir"]) if report.get("bundle_dir") else None
+        int8 = write_int8_report(
+            test_outputs,
+            test.labels,
+            test.images,
+            list(meta["class_names"]),
+            EXPORT_METRICS.parent,
+            temperature=bundle.temperature if bundle else 1.0,
+            softmax_in_model=bundle.softmax_in_model if bundle else False,
+        )
+        metrics[REPORT_SPLIT]["tflite_int8"]["report"] = int8["metrics"]
+        metrics[REPORT_SPLIT]["per_class"] = int8["per_class"]
+        report_files += int8["files"]
+        if report.get("postprocessing") and bundle is not None:
             report_files += add_postprocessing_split(
                 metrics,
                 report["postprocessing"],
@@ -88,6 +115,7 @@ def main() -> None:
                 EXPORT_METRICS.parent,
                 REPORT_SPLIT,
                 EXPORT_DIR / "exports" / "report.md",
+                outputs=test_outputs["tflite_int8"],
             )
         write_metrics(metrics, EXPORT_METRICS)
         log.info(
@@ -105,8 +133,9 @@ def main() -> None:
             }
         )
         mlflow.log_artifacts(str(EXPORT_DIR / "bundle"), artifact_path="export/bundle")
-        for path in report_files:  # metrics.json, calibration and unknown-threshold files
-            mlflow.log_artifact(str(path), artifact_path="export")
+        for path in report_files:  # metrics.json, the int8 report, calibration and unknown-threshold files
+            sub = Path(path).parent.relative_to(EXPORT_METRICS.parent).as_posix()
+            mlflow.log_artifact(str(path), artifact_path="export" if sub == "." else f"export/{sub}")
         for name in ("export_report.json", "edgetpu_report.json", "report.md", "eval_predictions.npz"):
             path = EXPORT_DIR / "exports" / name
             if path.is_file():
