@@ -79,7 +79,9 @@ def test_dvc_repro_runs_the_whole_pipeline_then_nothing(repo):
     assert "export/int8_test/metrics.json" in int8_artifacts  # not flattened over export/metrics.json
     registered = json.loads((repo_dir / "outputs/register/registered.json").read_text())
     assert registered["version"]
-    version = client.get_model_version(registered["name"], registered["version"])
+    # the registry URI too: an earlier test may have set mlflow's global one to its own store
+    registry = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    version = registry.get_model_version(registered["name"], registered["version"])
     assert float(version.tags["int8.test_ece"]) == pytest.approx(int8["ece"], abs=1e-6)
 
     second = run(["dvc", "repro"], repo_dir, env).stdout

@@ -22,7 +22,6 @@ from ferops.data.constants import usage_of
 from ferops.evaluation.report import write_evaluation_report
 
 MODEL_URI_SCHEMES = ("models:/", "runs:/")
-PYFUNC_BUNDLE_ARTIFACT = "bundle"  # ferops.registry.pyfunc logs the int8 bundle under this artifact key
 
 
 @dataclass(frozen=True)
@@ -75,18 +74,18 @@ def bundle_in_pyfunc(model_dir: Path) -> Path:
     """The bundle directory inside a logged ferops pyfunc model (its MLmodel's ``bundle`` artifact)."""
     import yaml
 
+    from ferops.runtime.bundle import BUNDLE_ARTIFACT
+
     mlmodel = model_dir / "MLmodel"
     try:
         spec = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
-        rel = spec["flavors"]["python_function"]["artifacts"][PYFUNC_BUNDLE_ARTIFACT]["path"]
+        rel = spec["flavors"]["python_function"]["artifacts"][BUNDLE_ARTIFACT]["path"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
-        raise ValueError(
-            f"{mlmodel}: not a ferops pyfunc model (no python_function '{PYFUNC_BUNDLE_ARTIFACT}' artifact)"
-        ) from err
+        raise ValueError(f"{mlmodel}: not a ferops pyfunc model (no python_function '{BUNDLE_ARTIFACT}' artifact)") from err
     root = model_dir.resolve()
     bundle = (root / str(rel)).resolve()
     if not bundle.is_relative_to(root):  # a hand-made MLmodel must not point outside the model
-        raise ValueError(f"{mlmodel}: the {PYFUNC_BUNDLE_ARTIFACT!r} artifact path {rel!r} leaves the model directory")
+        raise ValueError(f"{mlmodel}: the {BUNDLE_ARTIFACT!r} artifact path {rel!r} leaves the model directory")
     return bundle
 
 

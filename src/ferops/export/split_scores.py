@@ -24,7 +24,6 @@ def score_split(
     from ferops.export.onnx import torch_logits
     from ferops.runtime import TFLiteModel
 
-    images = _gray(images)
     labels = np.asarray(labels, dtype=np.int64)
     model.eval()
     outputs = {
@@ -37,11 +36,6 @@ def score_split(
         out[fmt] = {"accuracy": float(accuracy(labels, pred)), "macro_f1": float(macro_f1(labels, pred, n_classes))}
     out["tflite_int8"]["accuracy_drop_points"] = 100.0 * (out["pytorch"]["accuracy"] - out["tflite_int8"]["accuracy"])
     return out, outputs
-
-
-def _gray(images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    return images[..., 0] if images.ndim == 4 and images.shape[-1] == 1 else images
 
 
 def write_int8_report(
@@ -71,7 +65,7 @@ def write_int8_report(
     result = write_evaluation_report(
         probs,
         labels,
-        None if images is None else _gray(images),
+        images,
         class_names,
         report_dir / f"int8_{split}",
         title=f"int8 TFLite bundle, {split}",
@@ -139,7 +133,7 @@ def add_postprocessing_split(
     labels = np.asarray(labels, dtype=np.int64)
     bundle = BundleModel(bundle_dir)
     if outputs is None:
-        outputs = bundle.predict_logits(_gray(images))
+        outputs = bundle.predict_logits(np.asarray(images))
     calibration = dict(postprocessing["calibration"])
     calibration[split] = write_reliability_calibration(
         outputs,

@@ -73,6 +73,7 @@ from ferops.runtime import (
     prepare_faces,
 )
 from ferops.runtime import decode_image as decode_face_bytes
+from ferops.runtime.bundle import BUNDLE_ARTIFACT
 
 IMAGE_COLUMN = "image"
 REJECT_UNKNOWN = "reject_unknown"  # request param: None (absent) = the bundle metadata's unknown.enabled
@@ -278,7 +279,7 @@ class FERBundleModel(mlflow.pyfunc.PythonModel):
         self.max_pixels = _limit("max_pixels", max_pixels, MAX_IMAGE_PIXELS)
 
     def load_context(self, context) -> None:
-        self._model = load_bundle(context.artifacts["bundle"])
+        self._model = load_bundle(context.artifacts[BUNDLE_ARTIFACT])
         self.class_names = list(self._model.class_names)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
@@ -335,9 +336,9 @@ def log_pyfunc(
     if missing:
         raise FileNotFoundError(f"{bundle_dir}: not a bundle, missing {missing}")
     class_names = read_class_names(bundle_dir)
-    artifacts = {"bundle": str(bundle_dir)}
+    artifacts = {BUNDLE_ARTIFACT: str(bundle_dir)}
     for key, path in (extra_artifacts or {}).items():
-        if key == "bundle":
+        if key == BUNDLE_ARTIFACT:
             raise ValueError("'bundle' is reserved for the int8 bundle")
         if path is not None and Path(path).exists():
             artifacts[key] = str(path)

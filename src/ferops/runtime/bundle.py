@@ -63,6 +63,7 @@ MODEL_FILE = "model_int8.tflite"
 EDGETPU_MODEL_FILE = "model_int8_edgetpu.tflite"  # optional: edgetpu_compiler's output, run with the EdgeTPU delegate
 LABELS_FILE = "labels.txt"
 METADATA_FILE = "model_metadata.json"
+BUNDLE_ARTIFACT = "bundle"  # the bundle's key among a logged pyfunc model's artifacts (ferops.registry.pyfunc)
 BUNDLE_FORMAT = "ferops-bundle"
 BUNDLE_FORMAT_VERSION = 1
 UNKNOWN_LABEL = "unknown"  # the label of a row below the unknown threshold (post-processing step 4)
