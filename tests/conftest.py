@@ -23,3 +23,24 @@ def mlflow_store(tmp_path, monkeypatch):
     yield uri
     if mlflow.active_run():
         mlflow.end_run()
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_uris():
+    """``mlflow.set_tracking_uri`` / ``set_registry_uri`` are process-global and export
+    ``MLFLOW_*_URI``: a test that points them at its temporary store must not leave later tests
+    (and the subprocesses they start) on it. CI failed on exactly that once (a version "not found"
+    in the pipeline test, looked up in the store of an earlier registry test)."""
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved_tracking, saved_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+    yield
+    tracking_utils.set_tracking_uri(saved_tracking)
+    registry_utils.set_registry_uri(saved_registry)
+    for key, value in saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
