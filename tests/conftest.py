@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
 import torch
+
+# TensorFlow imported before triton segfaults the process (tensorflow 2.21 with torch 2.13's triton:
+# `python -c "import tensorflow; import triton"` exits 139). torch._dynamo (through Lightning and
+# torchvision) imports triton, so a test file that loads TensorFlow first and one that imports
+# torchvision after it crash together; importing triton first keeps any test order safe.
+with contextlib.suppress(ImportError):  # no triton wheel on this platform: nothing to order
+    import triton  # noqa: F401
 
 # Two cores: keep each test process to its share.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

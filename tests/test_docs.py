@@ -6,6 +6,7 @@ Every line of a ```bash block (and the imports of a ```python block) is one item
 - `ferops ...`, `python -m ferops.export|evaluate ...`, `python benchmarks/*.py ...`: parsed by the
   program's own argparse parser (unknown flags or missing arguments fail), nothing runs;
 - `dvc ...`: parsed by DVC's parser, and `dvc exp run -S` overrides composed; `mlflow ...`: by MLflow's click commands;
+- `curl ...`: a request to the scoring server's /invocations or /ping with a content type it accepts;
 - `make TARGET`: the target exists; `python -m pytest PATHS`: the paths exist;
 - `python -c CODE`: run as written, in a scratch directory holding a tiny bundle at
   outputs/export/bundle, a face crop face.png and an empty MLflow store;
@@ -35,7 +36,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "data" / "raw" / "README.md"]
 PYTHONS = {"python", "python3", ".venv/bin/python", "$(BIN)/python"}
-SHELL_PLUMBING = {"mkdir", "cp", "cd", "export", "for", "done", "do", "echo", "time"}
+SHELL_PLUMBING = {"mkdir", "cp", "cd", "export", "for", "done", "do", "echo", "time", "base64"}
 # Substring of a command -> why it is not run here. Each entry must still match a documented command.
 ALLOWED = {
     "set_terminated('$FEROPS_PARENT_RUN_ID')": "needs the run id an earlier line of the same block exported",
@@ -252,6 +253,21 @@ def _check_python(argv: list[str], request) -> None:
         pytest.fail(f"no rule for this python command: {shlex.join(argv)} (add one to tests/test_docs.py or ALLOWED)")
 
 
+def _check_curl(args: list[str]) -> None:
+    """A documented request to `mlflow models serve`: its path and content type are ones the scoring server answers."""
+    from mlflow.pyfunc.scoring_server import CONTENT_TYPES
+
+    urls = [a for a in args if a.startswith("http")]
+    assert len(urls) == 1 and urls[0].rsplit("/", 1)[-1] in {"invocations", "ping"}, f"not a scoring-server URL: {urls}"
+    types = [
+        v.split(":", 1)[1].strip()
+        for flag, v in itertools.pairwise(args)
+        if flag == "-H" and v.lower().startswith("content-type:")
+    ]
+    if urls[0].endswith("/invocations"):
+        assert types and all(t in CONTENT_TYPES for t in types), f"content type {types} is not one of {CONTENT_TYPES}"
+
+
 def _make_targets() -> set[str]:
     return set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", (REPO / "Makefile").read_text(), re.M))
 
@@ -293,6 +309,8 @@ def test_documented_command(cmd: Cmd, request, monkeypatch):
             _check_train(["-m", *sets])
     elif prog == "mlflow":
         _check_mlflow(argv[1:])
+    elif prog == "curl":
+        _check_curl(argv[1:])
     elif prog == "make":
         targets = [a for a in argv[1:] if "=" not in a and not a.startswith("-")]
         assert set(targets) <= _make_targets(), f"no such make target: {sorted(set(targets) - _make_targets())}"

@@ -5,7 +5,7 @@
     ferops runs     [--experiment E] [-n 10]
     ferops models   [--name N]
     ferops sweep-report [PARENT_RUN] [--experiment E] [--metric M] [--out DIR] [--no-log]
-    ferops predict  PATH... [--model BUNDLE_DIR] [--out DIR] [--json FILE] [--min-face PX] [--min-score P]
+    ferops predict  PATH... | --webcam [INDEX] [--model BUNDLE_DIR] [--out DIR] [--json FILE] [--min-face PX] [--smooth ALPHA]
 
 Global options (before the subcommand): --tracking-uri (else $MLFLOW_TRACKING_URI, else the
 project store), --config (params.yaml or a registry yaml; default: ./params.yaml's `registry:`
@@ -147,45 +147,115 @@ def _sweep_report(args: argparse.Namespace) -> int:
 
 # -- predict -----------------------------------------------------------------------------------
 def _predict_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders (searched recursively)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="images, videos and folders (searched recursively)")
+    p.add_argument("--webcam", nargs="?", type=int, const=0, metavar="INDEX", help="read a camera instead (default index: 0)")
     p.add_argument("--model", metavar="BUNDLE_DIR", help="deployment bundle (default: the FER2013 model shipped in the package)")
-    p.add_argument("--out", metavar="DIR", help="write annotated copies (box, label, probability bars) here")
+    p.add_argument("--out", metavar="DIR", help="write annotated copies (box, label, probability bars; videos as .mp4) here")
     p.add_argument("--json", metavar="FILE", help="write the JSON lines here (default: standard output)")
     p.add_argument("--min-face", type=int, default=0, metavar="PX", help="drop faces whose box is shorter (default: 0)")
     p.add_argument("--min-score", type=float, default=0.5, metavar="P", help="face detector score threshold (default: 0.5)")
-    p.add_argument("--detector", choices=["full", "short"], default="full", help="BlazeFace range (default: full)")
+    # literal choices keep `ferops --help` from importing the runtime; tests/runtime/test_video.py checks
+    # they are ferops.runtime.faces.DETECTORS (+ auto) and ferops.runtime.bundle.TTA_VIEWS
+    p.add_argument(
+        "--detector",
+        choices=["full", "short", "haar", "auto"],
+        default="full",
+        help="BlazeFace full or short range, haar (OpenCV's cascade: the fallback), or auto "
+        "(full; haar when the BlazeFace weights package is missing) (default: full)",
+    )
+    p.add_argument(
+        "--tta",
+        choices=["none", "hflip"],
+        help="test-time augmentation: hflip also classifies each face mirrored and averages (default: the bundle's)",
+    )
     p.add_argument("--max-pixels", type=int, help="refuse larger images before decoding (default: 64 megapixels)")
+    # literal defaults keep `ferops --help` from importing the runtime; tests/runtime/test_video.py checks
+    # they are ferops.runtime.video's
+    video = p.add_argument_group("video and webcam")
+    video.add_argument(
+        "--smooth",
+        type=float,
+        default=0.3,
+        metavar="ALPHA",
+        help="smoothing of each track's probabilities, 1 = none (default: 0.3)",
+    )
+    video.add_argument(
+        "--track-iou", type=float, default=0.3, metavar="IOU", help="box overlap that continues a track (default: 0.3)"
+    )
+    video.add_argument(
+        "--track-expire", type=int, default=10, metavar="N", help="a track unmatched N frames in a row ends (default: 10)"
+    )
+    video.add_argument("--max-frames", type=int, metavar="N", help="stop each video or the webcam after N frames")
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from ferops.runtime.faces import FaceDetectorError
-    from ferops.runtime.predictor import DEFAULT_MAX_PIXELS, FacePredictor, predict_files
+    # OpenCV's own warnings would repeat, less clearly, the error lines printed here for a bad video
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    from typing import IO
 
+    from ferops.runtime.faces import FaceDetectorError
+    from ferops.runtime.predictor import (
+        DEFAULT_MAX_PIXELS,
+        VIDEO_SUFFIXES,
+        FacePredictor,
+        PredictSummary,
+        annotated_path,
+        predict_files,
+    )
+    from ferops.runtime.video import VideoOptions, open_video, predict_video
+
+    if bool(args.paths) == (args.webcam is not None):
+        print("ferops predict: give image/video PATHs or --webcam [INDEX], not both or neither", file=sys.stderr)
+        return 2
+    if args.max_frames is not None and args.max_frames < 1:
+        print(f"ferops predict: --max-frames must be >= 1, got {args.max_frames}", file=sys.stderr)
+        return 2
     try:
+        video = VideoOptions(args.smooth, args.track_iou, args.track_expire, args.max_frames)
+        video.tracker()  # checks the tracking options before any input is read
         predictor = FacePredictor(
             args.model,
             detector=args.detector,
             min_score=args.min_score,
             min_face=args.min_face,
             max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+            tta=args.tta,
         )
-    except FaceDetectorError as err:
+    except (FaceDetectorError, ValueError) as err:
         print(f"ferops predict: {err}", file=sys.stderr)
         return 2
 
     def report(file: Path, reason: str) -> None:
         print(f"ferops predict: {file}: {reason}", file=sys.stderr)
 
+    def run(json_out: IO[str]) -> PredictSummary | str:
+        """The summary, or the error that ends the run (a camera that cannot be opened or read)."""
+        if args.webcam is None:
+            progress = any(Path(p).is_dir() or Path(p).suffix.lower() in VIDEO_SUFFIXES for p in args.paths)
+            return predict_files(predictor, args.paths, json_out, out_dir, report, progress, video)
+        summary = PredictSummary(videos=1)
+        try:
+            with open_video(args.webcam) as camera:  # the same frame loop as a video file
+                target = annotated_path(out_dir, Path(f"webcam{args.webcam}.mp4")) if out_dir else None
+                predict_video(predictor, camera, json_out, summary, video, target, progress=True)
+        except ValueError as err:  # VideoError, or a frame over --max-pixels (ImageDecodeError)
+            return f"camera {args.webcam}: {err}"
+        return summary
+
     out_dir = Path(args.out) if args.out else None
-    progress = any(Path(p).is_dir() for p in args.paths)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as fh:
-            summary = predict_files(predictor, args.paths, fh, out_dir, report, progress)
+            result = run(fh)
     else:
-        summary = predict_files(predictor, args.paths, sys.stdout, out_dir, report, progress)
-    print(f"ferops predict: {summary.line()}", file=sys.stderr)
-    return 1 if summary.failed else 0
+        result = run(sys.stdout)
+    if isinstance(result, str):
+        print(f"ferops predict: {result}", file=sys.stderr)
+        return 2
+    print(f"ferops predict: {result.line()}", file=sys.stderr)
+    if result.interrupted and args.webcam is None:
+        return 130  # the shell's status for Ctrl-C: not every input was read (for a camera it is the way to stop)
+    return 1 if result.failed else 0
 
 
 COMMANDS: list[Command] = [
@@ -199,7 +269,12 @@ COMMANDS: list[Command] = [
         _sweep_report_args,
         _sweep_report,
     ),
-    Command("predict", "faces and their expressions in photos (JSON lines, annotated copies)", _predict_args, _predict),
+    Command(
+        "predict",
+        "faces and their expressions in photos, videos, a webcam (JSON lines, annotated copies)",
+        _predict_args,
+        _predict,
+    ),
 ]
 
 

@@ -127,12 +127,9 @@ FAST_CFG = {
 }
 
 
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory, tiny_model, tiny_data) -> dict:
-    """The whole export chain, once per session: {"report", "out_dir", "model", "data"}."""
+def _export(out, tiny_model, tiny_data, **cfg) -> dict:
     from ferops.export import run_export
 
-    out = tmp_path_factory.mktemp("export")
     report = run_export(
         tiny_model,
         tiny_meta(),
@@ -141,7 +138,20 @@ def exported(tmp_path_factory, tiny_model, tiny_data) -> dict:
         tiny_data["eval_x"],
         tiny_data["eval_y"],
         out,
-        dict(FAST_CFG),
+        {**FAST_CFG, **cfg},
         source={"run_id": "test-run-123", "checkpoint": "epoch=1.ckpt"},
     )
     return {"report": report, "out_dir": out, "model": tiny_model, "data": tiny_data}
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, tiny_model, tiny_data) -> dict:
+    """The whole export chain, once per session: {"report", "out_dir", "model", "data"}."""
+    return _export(tmp_path_factory.mktemp("export"), tiny_model, tiny_data)
+
+
+@pytest.fixture(scope="session")
+def exported_hflip(tmp_path_factory, tiny_model, tiny_data) -> dict:
+    """The same chain with ``export.tta=hflip`` (the tiny classes are not mirror-symmetric: "left"
+    mirrored is not "left", so the two-view scores differ from the single view's)."""
+    return _export(tmp_path_factory.mktemp("export-hflip"), tiny_model, tiny_data, tta="hflip", gates={"enforce": False})

@@ -53,7 +53,7 @@ def test_pyfunc_matches_bundle_runtime(registered, bundle_dir, face_images):
 def test_pyfunc_other_inputs(registered, bundle_dir, face_images):
     inner = mlflow.pyfunc.load_model(f"models:/{registered[0]}/{registered[1]}").unwrap_python_model()
     _, ref_labels = BundleModel(bundle_dir).predict(face_images[:2])
-    # JPEG of a larger RGB crop is decoded, grayscaled, resized; a data URI is accepted.
+    # JPEG of a larger RGB crop, read as a crop (detect: false), is decoded, grayscaled, resized; a data URI is accepted.
     import io
 
     from PIL import Image
@@ -61,8 +61,10 @@ def test_pyfunc_other_inputs(registered, bundle_dir, face_images):
     big = np.repeat(np.repeat(face_images[0], 3, axis=0), 3, axis=1)
     buf = io.BytesIO()
     Image.fromarray(np.stack([big] * 3, axis=-1)).save(buf, format="JPEG", quality=95)
-    out = inner.predict(None, pd.DataFrame({"image": [buf.getvalue()]}))
-    assert out.shape == (1, 8) and out[P.LABEL_COLUMN].iloc[0] in P.read_class_names(bundle_dir)
+    out = inner.predict(None, pd.DataFrame({"image": [buf.getvalue()]}), params={P.DETECT: False})
+    assert list(out.columns) == P.output_columns(P.read_class_names(bundle_dir))
+    assert out.shape == (1, 14) and out[P.LABEL_COLUMN].iloc[0] in P.read_class_names(bundle_dir)
+    assert out[list(P.BOX_COLUMNS)].iloc[0].tolist() == [0, 0, 144, 144] and out[P.FACE_SCORE_COLUMN].iloc[0] is None
     uri = "data:image/png;base64," + P.encode_images(face_images[:2], as_base64=True)["image"][0]
     assert inner.predict(None, pd.DataFrame({"image": [uri]}))[P.LABEL_COLUMN].tolist() == ref_labels[:1]
     assert len(inner.predict(None, pd.DataFrame({"image": []}))) == 0
@@ -84,10 +86,13 @@ def test_logged_model_is_servable_without_torch(registered):
     mlmodel = yaml.safe_load((local / "MLmodel").read_text())
     assert json.loads(mlmodel["signature"]["inputs"]) == [{"type": "binary", "name": "image", "required": True}]
     outputs = [c["name"] for c in json.loads(mlmodel["signature"]["outputs"])]
-    assert outputs[-1] == "label" and len(outputs) == 8
+    assert outputs == P.output_columns(P.read_class_names(local / "artifacts" / "bundle"))
+    params = {p["name"] for p in json.loads(mlmodel["signature"]["params"])}
+    assert params == set(P.PARAMS)
     assert (local / mlmodel["saved_input_example_info"]["artifact_path"]).is_file()
     artifacts = {p.name for p in (local / "artifacts").iterdir()}
-    assert {"bundle", "model.onnx", "best.ckpt"} <= artifacts
+    assert {"bundle", "model.onnx", "best.ckpt", "face_detection_full_range.tflite"} <= artifacts
+    assert not list((local / "code").rglob("shipped_bundle")), "the package's shipped model is not vendored"
     code = {p.relative_to(local / "code").as_posix() for p in (local / "code").rglob("*.py")}
     assert {"ferops/__init__.py", "ferops/registry/pyfunc.py", "ferops/runtime/bundle.py"} <= code
     assert not any(p.startswith(("ferops/training", "ferops/export", "ferops/tracking")) for p in code)
@@ -127,7 +132,7 @@ def test_evaluate_accepts_a_registry_uri(registered, bundle_dir, tmp_path):
     direct = evaluate_model(bundle_dir, data, tmp_path / "direct")["metrics"]
     for uri in (f"models:/{name}@{CHALLENGER}", f"models:/{name}/{version}"):
         result = evaluate_model(uri, data, tmp_path / "uri")
-        assert result["model"] == {"kind": "bundle", "location": uri}
+        assert result["model"] == {"kind": "bundle", "location": uri, "tta": "none"}
         assert result["metrics"]["accuracy"] == direct["accuracy"] and result["metrics"]["nll"] == pytest.approx(direct["nll"])
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
     assert evaluate_model(local, data, tmp_path / "dir")["metrics"]["accuracy"] == direct["accuracy"]

@@ -18,7 +18,7 @@ from ferops.runtime.bundle import METADATA_FILE, UNKNOWN_LABEL, BundleModel
 
 def loaded(bundle_dir) -> P.FERBundleModel:
     model = P.FERBundleModel()
-    model.load_context(SimpleNamespace(artifacts={"bundle": str(bundle_dir)}))
+    model.load_context(SimpleNamespace(artifacts=P.model_artifacts(bundle_dir)))
     return model
 
 

@@ -43,7 +43,7 @@ def encoded(img: np.ndarray, fmt: str, **kw) -> bytes:
 @pytest.fixture(scope="module")
 def model(bundle_dir):
     m = P.FERBundleModel()
-    m.load_context(SimpleNamespace(artifacts={"bundle": str(bundle_dir)}))
+    m.load_context(SimpleNamespace(artifacts=P.model_artifacts(bundle_dir)))
     return m
 
 
@@ -94,7 +94,7 @@ def test_oversized_batch_is_refused(model, face_images):
 
 def test_oversized_image_bytes_are_refused(bundle_dir, face_images):
     m = P.FERBundleModel(max_image_bytes=4000)
-    m.load_context(SimpleNamespace(artifacts={"bundle": str(bundle_dir)}))
+    m.load_context(SimpleNamespace(artifacts=P.model_artifacts(bundle_dir)))
     noise = np.random.default_rng(0).integers(0, 256, (96, 96), dtype=np.uint8)
     big = encoded(noise, "PNG")
     assert len(big) > 4000

@@ -1,5 +1,6 @@
 """`mlflow models serve -m models:/<name>@champion --env-manager local` answers /invocations with the
-bundle runtime's labels, for PNG images sent as base64 strings over HTTP; bad input (a decompression
+bundle runtime's labels, for PNG images sent as base64 strings over HTTP, and with one row a face
+for a real JPEG photo sent as CSV (curl --data-binary) or JSON; bad input (a decompression
 bomb, a truncated JPEG, a non-image, too many rows) gets a 400 naming the row and the reason, and the
 server answers the next good request."""
 
@@ -18,11 +19,12 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ferops.registry.promote import promote
-from ferops.registry.pyfunc import LABEL_COLUMN, MAX_ROWS, encode_images
+from ferops.registry.pyfunc import BOX_COLUMNS, LABEL_COLUMN, MAX_ROWS, encode_images
 from ferops.registry.register import register_model
-from ferops.runtime import BundleModel
+from ferops.runtime import BundleModel, FacePredictor
 from ferops.tracking import server
 
 NAME = "fer-serve"
@@ -45,6 +47,14 @@ def _bomb_png(side: int = 10_000) -> bytes:
     idat = b"".join(comp.compress(b"\x00" * (side + 1)) for _ in range(side)) + comp.flush()
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _astronaut_jpeg() -> bytes:
+    from skimage.data import astronaut  # a public-domain portrait inside the scikit-image wheel
+
+    buf = io.BytesIO()
+    Image.fromarray(astronaut()).save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
 
 
 def _post_error(url: str, payload: dict) -> tuple[int, str]:
@@ -84,6 +94,7 @@ def test_serve_champion_over_http(store, tmp_path, bundle_dir, face_images, make
         frame = encode_images(face_images, as_base64=True)
         split = {"dataframe_split": {"columns": ["image"], "data": [[s] for s in frame["image"]]}}
         url = f"http://127.0.0.1:{port}/invocations"
+        b64 = lambda data: base64.b64encode(data).decode("ascii")
         preds = _post(url, split)["predictions"]
         assert [p[LABEL_COLUMN] for p in preds] == ref_labels
         probs = np.array([[v for k, v in p.items() if k.startswith("prob_")] for p in preds])
@@ -92,9 +103,19 @@ def test_serve_champion_over_http(store, tmp_path, bundle_dir, face_images, make
         records = {"dataframe_records": [{"image": s} for s in frame["image"][:3]]}
         assert [p[LABEL_COLUMN] for p in _post(f"http://127.0.0.1:{port}/invocations", records)["predictions"]] == ref_labels[:3]
 
-        from PIL import Image
+        # A whole photo (a real JPEG): CSV with one base64 line, as `curl --data-binary @-` sends it
+        # (README), and JSON with the detect param; the faces FacePredictor finds come back.
+        photo = _astronaut_jpeg()
+        faces = FacePredictor(bundle_dir).predict(photo)
+        csv_body = b"image\n" + base64.b64encode(photo) + b"\n"
+        req = urllib.request.Request(url, data=csv_body, headers={"Content-Type": "text/csv"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            answer = json.loads(r.read())["predictions"]
+        assert [[p[c] for c in BOX_COLUMNS] for p in answer] == [f["box"] for f in faces] and len(faces) == 1
+        assert [p[LABEL_COLUMN] for p in answer] == [f["label"] for f in faces]
+        as_json = {"dataframe_split": {"columns": ["image"], "data": [[b64(photo)]]}, "params": {"detect": True}}
+        assert _post(url, as_json)["predictions"] == answer
 
-        b64 = lambda data: base64.b64encode(data).decode("ascii")
         buf = io.BytesIO()
         Image.fromarray(np.repeat(np.repeat(face_images[0], 4, 0), 4, 1)).save(buf, format="JPEG", quality=95)
         good = frame["image"][0]

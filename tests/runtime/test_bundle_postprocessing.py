@@ -15,7 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ferops.runtime.bundle import METADATA_FILE, UNKNOWN_LABEL, BundleError, BundleModel, calibrated_probs, softmax
+from ferops.runtime.bundle import (
+    METADATA_FILE,
+    UNKNOWN_LABEL,
+    BundleError,
+    BundleModel,
+    average_views,
+    calibrated_probs,
+    log_scores,
+    softmax,
+)
 
 MAKE_BUNDLE = Path(__file__).resolve().parents[1] / "registry" / "make_bundle.py"
 
@@ -113,6 +122,8 @@ def test_reject_unknown_labels_rows_below_the_threshold(base_bundle, images, tmp
         ({"unknown": {"threshold": 1.5}}, "unknown.threshold"),
         ({"unknown": {"threshold": "high"}}, "unknown.threshold"),
         ({"unknown": {"threshold": 0.5, "enabled": "yes"}}, "unknown.enabled"),
+        ({"tta": "ten-crop"}, "tta"),
+        ({"tta": ["hflip"]}, "tta"),
     ],
 )
 def test_bad_postprocessing_metadata_names_the_file_and_key(base_bundle, tmp_path, changes, key):
@@ -140,3 +151,30 @@ def test_write_bundle_records_postprocessing_and_refuses_other_keys(base_bundle,
         write_bundle(tmp_path / "x", base_bundle / "model_int8.tflite", names, postprocessing={"format": "mine"})
     with pytest.raises(BundleError, match="temperature"):  # the runtime's check runs on what was written
         write_bundle(tmp_path / "y", base_bundle / "model_int8.tflite", names, postprocessing={"temperature": -2})
+
+
+@pytest.mark.parametrize("softmax_in_model", [True, False])
+def test_hflip_tta_averages_the_crop_and_its_mirror(base_bundle, images, tmp_path, softmax_in_model):
+    """Step 1: tta "hflip" (metadata or argument) = the mean of the two views' scores, before the
+    temperature; "none" (absent: older bundles) is the single view."""
+    plain = BundleModel(variant(base_bundle, tmp_path / "plain", softmax_in_model=softmax_in_model, temperature=1.7))
+    flip = BundleModel(variant(base_bundle, tmp_path / "flip", softmax_in_model=softmax_in_model, temperature=1.7, tta="hflip"))
+    assert plain.tta == "none" and flip.tta == "hflip" and BundleModel(plain.bundle_dir, tta="hflip").tta == "hflip"
+    one, mirrored = plain.predict_logits(images), plain.predict_logits(images[:, :, ::-1].copy())
+    assert not np.allclose(one, mirrored), "fixture images should not be mirror-symmetric"
+    mean = (log_scores(one, softmax_in_model) + log_scores(mirrored, softmax_in_model)) / 2
+    np.testing.assert_allclose(flip.predict_proba(images), softmax(mean / 1.7), atol=1e-5)
+    np.testing.assert_allclose(plain.predict_proba(images), calibrated_probs(one, 1.7, softmax_in_model), atol=1e-6)
+    np.testing.assert_allclose(flip.predict_proba(images[..., None]), flip.predict_proba(images), atol=1e-6)  # [N,H,W,1]
+    symmetric = np.ascontiguousarray(np.concatenate([images[:, :, :24], images[:, :, :24][:, :, ::-1]], axis=2))
+    np.testing.assert_allclose(flip.predict_proba(symmetric), plain.predict_proba(symmetric), atol=1e-5)
+
+
+def test_average_views_of_probabilities_is_a_normalised_geometric_mean():
+    p = np.array([[0.7, 0.2, 0.1]], np.float32)
+    q = np.array([[0.1, 0.2, 0.7]], np.float32)
+    avg = average_views([p, q], outputs_are_probs=True)
+    expected = np.sqrt(p * q) / np.sqrt(p * q).sum()
+    np.testing.assert_allclose(avg, expected, atol=1e-6)
+    np.testing.assert_allclose(average_views([p], outputs_are_probs=True), p)
+    np.testing.assert_allclose(average_views([np.log(p), np.log(q)]), (np.log(p) + np.log(q)) / 2, atol=1e-6)

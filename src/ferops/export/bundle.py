@@ -28,8 +28,8 @@ from ferops.runtime.tflite import TFLiteModel
 
 __all__ = ["POSTPROCESSING_KEYS", "write_bundle"]
 
-# "temperature" and "unknown" are read by the runtime; "calibration" records how T was fitted.
-POSTPROCESSING_KEYS = ("temperature", "calibration", "unknown")
+# "tta", "temperature" and "unknown" are read by the runtime; "calibration" records how T was fitted.
+POSTPROCESSING_KEYS = ("tta", "temperature", "calibration", "unknown")
 
 
 def _jsonable(x: Any) -> Any:

@@ -54,7 +54,7 @@ from ferops.export.onnx import export_onnx, onnx_export_info, onnx_logits, torch
 from ferops.export.report import FORMATS, converter_versions, render_markdown
 from ferops.export.tensorflow import TensorFlowArtifacts, onnx_to_tensorflow
 from ferops.export.tflite import quantize_int8, select_calibration
-from ferops.runtime.bundle import calibrated_probs
+from ferops.runtime.bundle import calibrated_probs, predict_views
 from ferops.runtime.tflite import TFLiteModel
 
 __all__ = ["FORMATS", "POSTPROCESSING_FILES", "flat_metrics", "parity", "reliability_file", "render_markdown", "run_export"]
@@ -181,7 +181,7 @@ def run_export(
     t_all = time.perf_counter()
 
     with _step(1, f"PyTorch reference logits on {len(eval_labels)} eval images", timings, "pytorch"):
-        logits = {"pytorch": _pytorch_logits(model, eval_images, n_classes)}
+        logits = {"pytorch": predict_views(lambda x: _pytorch_logits(model, x, n_classes), eval_images, cfg.tta)}
     with _step(
         2,
         f"ONNX export ({cfg.onnx_exporter} exporter, opset {cfg.opset}, static batch 1) + onnx.checker + ONNX Runtime parity",
@@ -200,13 +200,16 @@ def run_export(
     ):
         int8_path = exports / "model_int8.tflite"
         quant = _to_int8(tf_art, calib_images[calib_idx], calib_labels[calib_idx], class_names, int8_path, cfg)
-        logits["tflite_int8"] = TFLiteModel(int8_path).predict_logits(eval_images, progress=cfg.progress)
+        int8_model = TFLiteModel(int8_path)
+        logits["tflite_int8"] = predict_views(lambda x: int8_model.predict_logits(x, progress=cfg.progress), eval_images, cfg.tta)
     with _step(5, "accuracy / macro-F1 / agreement per format", timings, "scores"):
         metrics = _score_formats(logits, eval_labels, len(calib_idx), n_classes)
+        metrics["tta"] = cfg.tta  # every format above was scored on these views; latency below is one view
         _save_eval_predictions(exports / "eval_predictions.npz", logits, eval_ids, eval_labels, n_classes, eval_split)
     with _step(6, f"temperature scaling + unknown threshold on the int8 {eval_split} outputs", timings, "postprocessing"):
         # logits["tflite_int8"] are the dequantised outputs of the bundle's model file through the
-        # runtime's TFLiteModel: what BundleModel.predict_logits returns on these rows
+        # runtime's TFLiteModel, averaged over the export.tta views: what BundleModel.predict_outputs
+        # returns on these rows
         post = _fit_postprocessing(logits["tflite_int8"], eval_labels, cfg, eval_split, metrics_path.parent)
         metrics.update(post.pop("metrics"))
     with _step(
@@ -324,7 +327,7 @@ def _to_onnx(model: nn.Module, exports: Path, images: np.ndarray, cfg: ExportCon
         simplify=cfg.simplify_onnx,
         exporter=cfg.onnx_exporter,
     )
-    return onnx_path, onnx_logits(onnx_path, images, progress=cfg.progress)
+    return onnx_path, predict_views(lambda x: onnx_logits(onnx_path, x, progress=cfg.progress), images, cfg.tta)
 
 
 def _to_tensorflow(
@@ -335,7 +338,7 @@ def _to_tensorflow(
     size = cfg.image_size
     if fp32_model.input.shape != (1, size, size, 1):
         raise RuntimeError(f"onnx2tf produced input {list(fp32_model.input.shape)}, expected NHWC [1, {size}, {size}, 1]")
-    return tf_art, fp32_model.predict_logits(images, progress=cfg.progress)
+    return tf_art, predict_views(lambda x: fp32_model.predict_logits(x, progress=cfg.progress), images, cfg.tta)
 
 
 def _to_int8(
@@ -434,6 +437,7 @@ def _fit_postprocessing(
         rec[split]["accepted_accuracy"],
     )
     bundle_metadata = {
+        "tta": cfg.tta,
         "temperature": fit.temperature,
         "calibration": {"method": record["method"], "fitted_on": split, "n": fit.n, "enabled": cfg.calibration.enabled},
         "unknown": {

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ferops.evaluation.threshold import POLICIES
+from ferops.runtime.bundle import TTA_VIEWS
 from ferops.typed_config import build_dataclass, dataclass_yaml, option
 
 __all__ = ["CalibrationConfig", "ExportConfig", "GateConfig", "UnknownConfig"]
@@ -100,6 +101,9 @@ class ExportConfig:
     # One 0 and one 255 pixel go into the first calibration image, so raw pixels map to integers.
     pin_input_range: bool = option(True, "input scale exactly 1.0: raw pixels quantise without rounding")
     max_eval_images: int | None = option(None, "null: score every eval image", section=" ")
+    tta: str = option(
+        "none", "test-time augmentation of the bundle and of every format it is scored against: none | hflip (mirror)"
+    )
     n_latency_runs: int = option(
         200, section="CPU latency per face: batch 1, latency_threads threads, median and p95 over n_latency_runs."
     )
@@ -119,6 +123,8 @@ class ExportConfig:
     def __post_init__(self) -> None:
         if self.calibration_seed is None:
             self.calibration_seed = 0
+        if self.tta not in TTA_VIEWS:
+            raise ValueError(f"export.tta must be one of {sorted(TTA_VIEWS)}, got {self.tta!r}")
         if isinstance(self.gates, Mapping):
             self.gates = build_dataclass(GateConfig, self.gates, "export.gates")
         if isinstance(self.calibration, Mapping):

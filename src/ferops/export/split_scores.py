@@ -15,20 +15,22 @@ REPORT_SPLIT = "test"  # scored once after the gates, reported only
 
 
 def score_split(
-    model, int8_path: str | Path, images: np.ndarray, labels: np.ndarray, n_classes: int
+    model, int8_path: str | Path, images: np.ndarray, labels: np.ndarray, n_classes: int, tta: str = "none"
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Accuracy and macro-F1 of the PyTorch model and the int8 TFLite model on one split, and the
-    outputs they were computed from (``{"pytorch": logits, "tflite_int8": dequantised outputs}``), so
-    the later reports of the same split need no second inference."""
+    """Accuracy and macro-F1 of the PyTorch model and the int8 TFLite model on one split, both on the
+    ``tta`` views the bundle averages, and the outputs they were computed from (``{"pytorch": logits,
+    "tflite_int8": dequantised outputs}``), so the later reports of the same split need no second inference."""
     from ferops.evaluation.metrics import accuracy, macro_f1
     from ferops.export.onnx import torch_logits
     from ferops.runtime import TFLiteModel
+    from ferops.runtime.bundle import predict_views
 
     labels = np.asarray(labels, dtype=np.int64)
     model.eval()
+    int8_model = TFLiteModel(int8_path)
     outputs = {
-        "pytorch": np.asarray(torch_logits(model, images), np.float32),
-        "tflite_int8": TFLiteModel(int8_path).predict_logits(images),
+        "pytorch": predict_views(lambda x: np.asarray(torch_logits(model, x), np.float32), images, tta),
+        "tflite_int8": predict_views(int8_model.predict_logits, images, tta),
     }
     out: dict[str, Any] = {"n": len(labels)}
     for fmt, raw in outputs.items():
@@ -120,7 +122,7 @@ def add_postprocessing_split(
 ) -> list[Path]:
     """Score the bundle's temperature and unknown threshold (fitted on val by run_export:
     ``report["postprocessing"]``) on another split, through the runtime as deployed
-    (``BundleModel.predict_logits`` and its post-processing): calibration.json and
+    (``BundleModel.predict_outputs`` and its post-processing): calibration.json and
     threshold_recommendation.json gain ``split``, the threshold figure its point, the split its
     reliability diagram, ``metrics["calibration"|"unknown"]`` its numbers. ``outputs``: the bundle
     model's outputs on these images when already computed (:func:`score_split`). Returns every
@@ -133,7 +135,7 @@ def add_postprocessing_split(
     labels = np.asarray(labels, dtype=np.int64)
     bundle = BundleModel(bundle_dir)
     if outputs is None:
-        outputs = bundle.predict_logits(np.asarray(images))
+        outputs = bundle.predict_outputs(np.asarray(images))
     calibration = dict(postprocessing["calibration"])
     calibration[split] = write_reliability_calibration(
         outputs,

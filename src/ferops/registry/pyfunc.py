@@ -1,13 +1,21 @@
-"""The MLflow pyfunc of a deployable bundle: the int8 TFLite model, served without torch or TensorFlow.
+"""The MLflow pyfunc of a deployable bundle: face detection and the int8 TFLite model, served without
+torch or TensorFlow.
 
-Input (one batch of face crops):
+Input (one image a row):
 - a DataFrame with an ``image`` column (the logged signature): encoded PNG/JPEG bytes, or base64
   strings of them (JSON over HTTP carries strings; the scoring server already base64-decodes a
-  ``binary`` column, so both reach `predict` as bytes or str);
-- a numpy uint8 array [N,48,48] or [N,48,48,1] (in-process, through
+  ``binary`` column, so both reach `predict` as bytes or str); CSV with an ``image`` header and one
+  base64 string a line works too (``curl -H 'Content-Type: text/csv' --data-binary @-``);
+- a numpy uint8 array [N,48,48] or [N,48,48,1] of face crops (in-process, through
   ``loaded.unwrap_python_model().predict(None, images)``; the generic ``PyFuncModel.predict``
   enforces the column signature, so wrap arrays with `encode_images` there).
-Images that are not 48x48 grayscale are converted to grayscale and resized to 48x48.
+
+Each row is either a face crop or a whole photo (request param ``detect``):
+- ``detect`` absent (None): a photo is an image larger than a 48x48 crop on either side; a crop is not;
+- ``detect: true``: every row is a photo; ``detect: false``: every row is a crop.
+A photo goes through the face detector the model carries (BlazeFace full range, the ``face_detector``
+artifact) and each face is cut as `ferops.runtime.FacePredictor` cuts it; a crop is converted to
+grayscale and resized to 48x48 (`ferops.runtime.decode`).
 
 Requests come from anyone who can reach the server, so input is checked before any work is done
 on it (`FERBundleModel` arguments, or the environment variables where the model is served):
@@ -24,13 +32,25 @@ HTTP 400 from the scoring server, and a ``ValueError``) whose message names the 
 These caps bound the work done per request, not the size of the request body the server reads
 before calling the model: cap that in front of the server (README, "mlflow models serve").
 
-Output: a DataFrame with one ``prob_<class>`` float column per class and the predicted ``label``.
-Both come from `BundleModel.predict`, so the bundle's post-processing applies as the runtime defines
-it (`ferops.runtime.bundle`): the probabilities are temperature-scaled (``temperature`` in the
-bundle metadata) and always returned in full; the label is ``unknown`` for a row whose top
-probability is below the bundle's unknown threshold when the request's ``reject_unknown`` param
-is true, or when it is absent and the metadata's ``unknown.enabled`` is (params: `PARAMS`, part of
-the logged signature, e.g. ``{"dataframe_split": ..., "params": {"reject_unknown": true}}``).
+Output (`OUTPUT_COLUMNS`; the one definition of the schema): one row a face, in input order, then
+best detector score first:
+
+- ``row``: the input row the face is in;
+- ``box_x``, ``box_y``, ``box_w``, ``box_h``: the face box in the input image's pixels (x, y: top-left
+  corner); a crop row's box is the whole image;
+- ``face_score``: the detector's score in [0, 1]; null for a crop row (nothing was detected);
+- ``prob_<class>``: one float column a class, the probabilities in full;
+- ``label``: the predicted class, or ``unknown`` (below).
+
+A photo with no face gives one row with its ``row`` and nulls everywhere else (JSON ``null``, not NaN).
+
+The probabilities and the label come from `BundleModel.predict`, so the bundle's post-processing
+applies in the order the runtime defines it (`ferops.runtime.bundle`): model outputs (a test-time
+augmentation average goes here, once the runtime has one) -> temperature (``temperature`` in the
+bundle metadata) -> softmax -> the unknown threshold. The label is ``unknown`` for a face whose top
+probability is below the bundle's threshold when the request's ``reject_unknown`` param is true, or
+when it is absent and the metadata's ``unknown.enabled`` is (params: `PARAMS`, part of the logged
+signature, e.g. ``{"dataframe_split": ..., "params": {"reject_unknown": true, "detect": true}}``).
 
 The model is logged "from code" (`_model_code.py`, nothing pickled). Where it is served, `ferops`
 need not be installed: `log_pyfunc` ships a minimal copy of the code it needs (this module,
@@ -47,6 +67,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -67,21 +88,29 @@ from ferops.runtime import (
     MODEL_FILE,
     UNTRUSTED_FORMATS,
     BundleError,
-    BundleModel,
+    FacePredictor,
     ImageDecodeError,
+    open_image,
     prepare_face,
     prepare_faces,
 )
-from ferops.runtime import decode_image as decode_face_bytes
 from ferops.runtime.bundle import BUNDLE_ARTIFACT
+from ferops.runtime.decode import array_to_image, to_rgb
+from ferops.runtime.faces import BLAZEFACE_MODELS, DEFAULT_DETECTOR, locate_blazeface_model
 
 IMAGE_COLUMN = "image"
 REJECT_UNKNOWN = "reject_unknown"  # request param: None (absent) = the bundle metadata's unknown.enabled
-PARAMS = (REJECT_UNKNOWN,)
+DETECT = "detect"  # request param: None (absent) = detect on images larger than a crop
+PARAMS = (REJECT_UNKNOWN, DETECT)
+ROW_COLUMN = "row"
+BOX_COLUMNS = ("box_x", "box_y", "box_w", "box_h")
+FACE_SCORE_COLUMN = "face_score"
 LABEL_COLUMN = "label"
 PROB_PREFIX = "prob_"
 IMAGE_SIZE = FACE_SIZE
 BUNDLE_FILES = (MODEL_FILE, LABELS_FILE, METADATA_FILE)
+# The detector's weights travel with the model (nothing is downloaded where it is served).
+DETECTOR_ARTIFACT = "face_detector"
 # Serving needs none of torch / tensorflow / onnx: only what this module and ferops.runtime import.
 SERVING_PACKAGES = ("mlflow", "numpy", "pandas", "pillow", "ai-edge-litert")
 
@@ -108,17 +137,20 @@ class InvalidParams(MlflowException, ValueError):
         super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
 
 
-def reject_unknown_param(params: Mapping[str, Any] | None) -> bool | None:
-    """``params["reject_unknown"]``: a bool, or None when absent (the bundle's default). The server
-    checks the type against the signature; in-process callers get the same check here."""
+def request_params(params: Mapping[str, Any] | None) -> dict[str, bool | None]:
+    """The request's `PARAMS`, each a bool or None when absent (the default the module doc gives).
+    The server checks the types against the signature; in-process callers get the same check here."""
     params = dict(params or {})
     unknown = sorted(set(params) - set(PARAMS))
     if unknown:
         raise InvalidParams(f"unknown params {unknown}; supported: {list(PARAMS)}")
-    value = params.get(REJECT_UNKNOWN)
-    if value is None or isinstance(value, (bool, np.bool_)):
-        return None if value is None else bool(value)
-    raise InvalidParams(f"params.{REJECT_UNKNOWN} must be true or false, got {value!r}")
+    out: dict[str, bool | None] = {}
+    for name in PARAMS:
+        value = params.get(name)
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise InvalidParams(f"params.{name} must be true or false, got {value!r}")
+        out[name] = None if value is None else bool(value)
+    return out
 
 
 def _limit(name: str, value: int | None, default: int) -> int:
@@ -140,8 +172,12 @@ def read_class_names(bundle_dir: str | Path) -> list[str]:
     return [line.strip() for line in (Path(bundle_dir) / LABELS_FILE).read_text().splitlines() if line.strip()]
 
 
-def load_bundle(bundle_dir: str | Path) -> BundleModel:
-    return BundleModel(bundle_dir)
+def detector_name(path: str | Path) -> str:
+    """The BlazeFace variant of a vendored detector file, from its file name (as the weights package names it)."""
+    for name, spec in BLAZEFACE_MODELS.items():
+        if Path(spec.file).name == Path(path).name:
+            return name
+    raise ValueError(f"{path}: not a BlazeFace model file ({[Path(s.file).name for s in BLAZEFACE_MODELS.values()]})")
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -150,14 +186,15 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
         raise InvalidImageInput(f"image is {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}")
 
 
-def decode_image(value: Any, max_image_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """One image (encoded PNG/JPEG bytes, a base64 string of them, or an array) -> uint8 [48,48]
-    (`ferops.runtime.decode`, the decoder training and the runtime use). Raises `InvalidImageInput`
-    for input outside the limits (see the module doc) and for bytes that are not a complete PNG or JPEG."""
+def open_row(value: Any, max_image_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """One row's image (encoded PNG/JPEG bytes, a base64 string of them, or an array) -> a decoded,
+    upright PIL image (`ferops.runtime.decode`, the decoder training and the runtime use). Raises
+    `InvalidImageInput` for input outside the limits (see the module doc) and for bytes that are
+    not a complete PNG or JPEG."""
     if isinstance(value, np.ndarray) and value.dtype != object:
         if value.ndim >= 2:
             _check_pixels(int(value.shape[1]), int(value.shape[0]), max_pixels)
-        return prepare_face(value)
+        return array_to_image(value)
     if isinstance(value, str):
         text = value.split(",", 1)[1] if value.startswith("data:") else value  # data URI
         if len(text) > 4 * (max_image_bytes // 3 + 1) + 4:  # base64 of more than max_image_bytes
@@ -169,34 +206,39 @@ def decode_image(value: Any, max_image_bytes: int = MAX_IMAGE_BYTES, max_pixels:
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise InvalidImageInput(f"unsupported image value of type {type(value).__name__}")
     try:
-        return decode_face_bytes(value, formats=IMAGE_FORMATS, max_bytes=max_image_bytes, max_pixels=max_pixels)
+        return open_image(value, formats=IMAGE_FORMATS, max_bytes=max_image_bytes, max_pixels=max_pixels)
     except ImageDecodeError as err:
         raise InvalidImageInput(str(err)) from err.__cause__
 
 
-def to_image_batch(
-    model_input: Any,
-    max_rows: int = MAX_ROWS,
-    max_image_bytes: int = MAX_IMAGE_BYTES,
-    max_pixels: int = MAX_IMAGE_PIXELS,
-) -> np.ndarray:
-    """A pyfunc input (see module doc) -> uint8 [N,48,48]. Raises `InvalidImageInput` naming the row."""
-    if isinstance(model_input, np.ndarray) and model_input.dtype != object:
-        images = model_input
-        if images.ndim == 4 and images.shape[-1] == 1:
-            images = images[..., 0]
-        if images.ndim == 2:
-            images = images[None]
-        if images.ndim != 3:
-            raise InvalidImageInput(f"expected images [N,48,48] or [N,48,48,1], got shape {list(images.shape)}")
-        _check_rows(len(images), max_rows)
-        if images.dtype != np.uint8 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-            try:
-                _check_pixels(int(images.shape[2]), int(images.shape[1]), max_pixels)
-            except InvalidImageInput as err:
-                raise InvalidImageInput(f"row 0: {err.message}") from None
-            images = prepare_faces(images)
-        return np.ascontiguousarray(images)
+def decode_image(value: Any, max_image_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """One row's image -> the uint8 [48,48] crop (`open_row`, then `ferops.runtime.prepare_face`)."""
+    return prepare_face(open_row(value, max_image_bytes, max_pixels))
+
+
+def _crop_array(model_input: Any, max_rows: int, max_pixels: int) -> np.ndarray | None:
+    """A numpy batch of crops [N,H,W] / [N,H,W,1] -> uint8 [N,48,48]; None for any other input."""
+    if not isinstance(model_input, np.ndarray) or model_input.dtype == object:
+        return None
+    images = model_input
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3:
+        raise InvalidImageInput(f"expected images [N,48,48] or [N,48,48,1], got shape {list(images.shape)}")
+    _check_rows(len(images), max_rows)
+    if images.dtype != np.uint8 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        try:
+            _check_pixels(int(images.shape[2]), int(images.shape[1]), max_pixels)
+        except InvalidImageInput as err:
+            raise InvalidImageInput(f"row 0: {err.message}") from None
+        images = prepare_faces(images)
+    return np.ascontiguousarray(images)
+
+
+def input_rows(model_input: Any, max_rows: int = MAX_ROWS) -> list[Any]:
+    """The rows of a pyfunc input (see the module doc), not yet decoded."""
     if isinstance(model_input, pd.Series):
         values = list(model_input)
     elif isinstance(model_input, pd.DataFrame):
@@ -213,17 +255,31 @@ def to_image_batch(
     else:
         raise InvalidImageInput(f"unsupported pyfunc input of type {type(model_input).__name__}")
     _check_rows(len(values), max_rows)
-    if not values:
-        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    faces = []
-    for i, v in enumerate(values):
-        try:
-            faces.append(decode_image(v, max_image_bytes=max_image_bytes, max_pixels=max_pixels))
-        except InvalidImageInput as err:
-            raise InvalidImageInput(f"row {i}: {err.message}") from err.__cause__
-        except (ValueError, TypeError) as err:  # an array row prepare_face refuses
-            raise InvalidImageInput(f"row {i}: {err}") from err
-    return np.stack(faces)
+    return values
+
+
+def to_image_batch(
+    model_input: Any,
+    max_rows: int = MAX_ROWS,
+    max_image_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> np.ndarray:
+    """A pyfunc input read as face crops -> uint8 [N,48,48]. Raises `InvalidImageInput` naming the row."""
+    crops = _crop_array(model_input, max_rows, max_pixels)
+    if crops is not None:
+        return crops
+    faces = [_decoded(i, v, decode_image, max_image_bytes, max_pixels) for i, v in enumerate(input_rows(model_input, max_rows))]
+    return np.stack(faces) if faces else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+
+
+def _decoded(i: int, value: Any, decode, max_image_bytes: int, max_pixels: int):
+    """``decode(value, ...)`` with its error naming row ``i``."""
+    try:
+        return decode(value, max_image_bytes=max_image_bytes, max_pixels=max_pixels)
+    except InvalidImageInput as err:
+        raise InvalidImageInput(f"row {i}: {err.message}") from err.__cause__
+    except (ValueError, TypeError) as err:  # an array row prepare_face refuses
+        raise InvalidImageInput(f"row {i}: {err}") from err
 
 
 def _check_rows(n: int, max_rows: int) -> None:
@@ -232,9 +288,9 @@ def _check_rows(n: int, max_rows: int) -> None:
 
 
 def encode_images(images: np.ndarray, fmt: str = "PNG", as_base64: bool = False) -> pd.DataFrame:
-    """uint8 [N,48,48] -> the signature's DataFrame (PNG is lossless: predictions are unchanged)."""
+    """uint8 [N,48,48] (or [N,H,W,3] photos) -> the signature's DataFrame (PNG is lossless: predictions are unchanged)."""
     images = np.asarray(images)
-    if images.ndim == 4:
+    if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     encoded = []
     for im in images:
@@ -246,54 +302,126 @@ def encode_images(images: np.ndarray, fmt: str = "PNG", as_base64: bool = False)
 
 
 # -- outputs -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FaceRow:
+    """One output row before classification: the input row, the face box (None: no face found) and
+    the detector's score (None: a crop, nothing was detected)."""
+
+    row: int
+    box: tuple[int, int, int, int] | None
+    face_score: float | None = None
+
+
 def prob_columns(class_names: list[str]) -> list[str]:
     return [f"{PROB_PREFIX}{c}" for c in class_names]
 
 
-def predictions_frame(probs: np.ndarray, labels: list[str], class_names: list[str]) -> pd.DataFrame:
-    df = pd.DataFrame(
-        np.asarray(probs, dtype=np.float32).reshape(len(labels), len(class_names)), columns=prob_columns(class_names)
-    )
-    df[LABEL_COLUMN] = list(labels)
+def output_columns(class_names: list[str]) -> list[str]:
+    """The output schema's columns, in order (module doc)."""
+    return [ROW_COLUMN, *BOX_COLUMNS, FACE_SCORE_COLUMN, *prob_columns(class_names), LABEL_COLUMN]
+
+
+def predictions_frame(rows: list[FaceRow], probs: np.ndarray, labels: list[str], class_names: list[str]) -> pd.DataFrame:
+    """The output frame: ``probs`` / ``labels`` belong to the rows with a box, in order. Columns
+    with a missing value (a photo without a face, a crop's face score) hold None, not NaN, so that
+    the scoring server's JSON has ``null`` (NaN is not JSON)."""
+    probs = np.asarray(probs, dtype=np.float32).reshape(-1, len(class_names))
+    found = [r for r in rows if r.box is not None]
+    if len(found) != len(probs) or len(labels) != len(probs):
+        raise ValueError(f"{len(found)} faces but {len(probs)} probability rows and {len(labels)} labels")
+    data: dict[str, list[Any]] = {c: [] for c in output_columns(class_names)}
+    it = iter(zip(probs, labels))
+    for r in rows:
+        data[ROW_COLUMN].append(r.row)
+        data[FACE_SCORE_COLUMN].append(r.face_score)
+        p, label = next(it) if r.box is not None else (None, None)
+        for col, v in zip(BOX_COLUMNS, r.box or (None,) * 4):
+            data[col].append(v)
+        for j, col in enumerate(prob_columns(class_names)):
+            data[col].append(None if p is None else float(p[j]))
+        data[LABEL_COLUMN].append(label)
+    df = pd.DataFrame({ROW_COLUMN: pd.Series(data[ROW_COLUMN], dtype="int64")})
+    dtypes = {
+        FACE_SCORE_COLUMN: "float64",
+        **dict.fromkeys(prob_columns(class_names), "float32"),
+        **dict.fromkeys(BOX_COLUMNS, "int64"),
+    }
+    for col in output_columns(class_names)[1:]:
+        values = data[col]
+        df[col] = pd.Series(values, dtype=object if any(v is None for v in values) else dtypes.get(col, object))
     return df
 
 
 def model_signature(class_names: list[str]) -> ModelSignature:
     inputs = Schema([ColSpec(DataType.binary, IMAGE_COLUMN)])
-    outputs = Schema([ColSpec(DataType.float, c) for c in prob_columns(class_names)] + [ColSpec(DataType.string, LABEL_COLUMN)])
-    params = ParamSchema([ParamSpec(REJECT_UNKNOWN, DataType.boolean, None)])
+    outputs = Schema(
+        [ColSpec(DataType.long, ROW_COLUMN)]
+        + [ColSpec(DataType.long, c, required=False) for c in BOX_COLUMNS]
+        + [ColSpec(DataType.float, FACE_SCORE_COLUMN, required=False)]
+        + [ColSpec(DataType.float, c, required=False) for c in prob_columns(class_names)]
+        + [ColSpec(DataType.string, LABEL_COLUMN, required=False)]
+    )
+    params = ParamSchema([ParamSpec(REJECT_UNKNOWN, DataType.boolean, None), ParamSpec(DETECT, DataType.boolean, None)])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
 # -- the model ---------------------------------------------------------------------------------
 class FERBundleModel(mlflow.pyfunc.PythonModel):
-    """Loads the bundle artifact once (`load_context`); `predict` decodes, runs the int8 model, tabulates."""
+    """Loads the bundle and the detector once (`load_context`); `predict` decodes each row, finds the
+    faces of photos, runs the int8 model once on all crops, tabulates (module doc)."""
 
     def __init__(self, max_rows: int | None = None, max_image_bytes: int | None = None, max_pixels: int | None = None) -> None:
         """Limits default to the ``FEROPS_MAX_*`` environment variables, else `MAX_ROWS`,
         `MAX_IMAGE_BYTES`, `MAX_IMAGE_PIXELS` (read when the model is built, i.e. loaded)."""
-        self._model = None
+        self._predictor: FacePredictor | None = None
         self.class_names: list[str] = []
         self.max_rows = _limit("max_rows", max_rows, MAX_ROWS)
         self.max_image_bytes = _limit("max_image_bytes", max_image_bytes, MAX_IMAGE_BYTES)
         self.max_pixels = _limit("max_pixels", max_pixels, MAX_IMAGE_PIXELS)
 
     def load_context(self, context) -> None:
-        self._model = load_bundle(context.artifacts[BUNDLE_ARTIFACT])
-        self.class_names = list(self._model.class_names)
+        detector = Path(context.artifacts[DETECTOR_ARTIFACT])
+        self._predictor = FacePredictor(
+            context.artifacts[BUNDLE_ARTIFACT],
+            detector=detector_name(detector),
+            detector_path=detector,
+            max_pixels=self.max_pixels,
+        )
+        self.class_names = list(self._predictor.class_names)
+
+    def _rows_and_crops(self, model_input: Any, detect: bool | None) -> tuple[list[FaceRow], np.ndarray]:
+        assert self._predictor is not None
+        crops = _crop_array(model_input, self.max_rows, self.max_pixels) if detect is not True else None
+        if crops is not None:
+            return [FaceRow(i, (0, 0, crops.shape[2], crops.shape[1])) for i in range(len(crops))], crops
+        rows: list[FaceRow] = []
+        parts: list[np.ndarray] = []
+        for i, value in enumerate(input_rows(model_input, self.max_rows)):
+            img = _decoded(i, value, open_row, self.max_image_bytes, self.max_pixels)
+            is_photo = detect if detect is not None else max(img.width, img.height) > IMAGE_SIZE
+            if not is_photo:
+                rows.append(FaceRow(i, (0, 0, img.width, img.height)))
+                parts.append(prepare_face(img)[None])
+                continue
+            faces, face_crops = self._predictor.face_crops(to_rgb(img))
+            rows.extend(FaceRow(i, face.box, round(face.score, 4)) for face in faces)
+            rows.extend([FaceRow(i, None)] if not faces else [])
+            parts.append(face_crops)
+        crops = np.concatenate(parts) if parts else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        return rows, crops
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        if self._model is None:
+        if self._predictor is None:
             raise RuntimeError("model not loaded: load it with mlflow.pyfunc.load_model")
-        reject_unknown = reject_unknown_param(params)
-        images = to_image_batch(model_input, self.max_rows, self.max_image_bytes, self.max_pixels)
-        if len(images) == 0:
-            return predictions_frame(np.zeros((0, len(self.class_names)), np.float32), [], self.class_names)
-        try:  # the runtime's post-processing: temperature, then the unknown threshold when asked
-            probs, labels = self._model.predict(images, reject_unknown=reject_unknown)
-        except BundleError as err:  # e.g. reject_unknown asked of a bundle without a threshold
-            raise InvalidParams(str(err)) from err
-        return predictions_frame(probs, labels, self.class_names)
+        asked = request_params(params)
+        rows, crops = self._rows_and_crops(model_input, asked[DETECT])
+        probs, labels = np.zeros((0, len(self.class_names)), np.float32), []
+        if len(crops):
+            try:  # the runtime's post-processing: temperature, then the unknown threshold when asked
+                probs, labels = self._predictor.model.predict(crops, reject_unknown=asked[REJECT_UNKNOWN])
+            except BundleError as err:  # e.g. reject_unknown asked of a bundle without a threshold
+                raise InvalidParams(str(err)) from err
+        return predictions_frame(rows, probs, labels, self.class_names)
 
 
 # -- logging -----------------------------------------------------------------------------------
@@ -318,8 +446,15 @@ def build_serving_code(dest: str | Path) -> Path:
     (pkg / "__init__.py").write_text('"""ferops serving subset (vendored by ferops.registry.pyfunc)."""\n')
     (pkg / "registry" / "__init__.py").write_text("")
     shutil.copy2(src_pkg / "registry" / "pyfunc.py", pkg / "registry" / "pyfunc.py")
-    shutil.copytree(src_pkg / "runtime", pkg / "runtime", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # not shipped_bundle/: the package's own model (1.2 MB), never read by the model served here
+    shutil.copytree(src_pkg / "runtime", pkg / "runtime", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "shipped_bundle"))
     return pkg
+
+
+def model_artifacts(bundle_dir: str | Path) -> dict[str, str]:
+    """What `FERBundleModel.load_context` reads: the bundle and the face detector's weights (the
+    installed BlazeFace file, copied into the logged model)."""
+    return {BUNDLE_ARTIFACT: str(bundle_dir), DETECTOR_ARTIFACT: str(locate_blazeface_model(DEFAULT_DETECTOR))}
 
 
 def log_pyfunc(
@@ -336,10 +471,10 @@ def log_pyfunc(
     if missing:
         raise FileNotFoundError(f"{bundle_dir}: not a bundle, missing {missing}")
     class_names = read_class_names(bundle_dir)
-    artifacts = {BUNDLE_ARTIFACT: str(bundle_dir)}
+    artifacts = model_artifacts(bundle_dir)
     for key, path in (extra_artifacts or {}).items():
-        if key == BUNDLE_ARTIFACT:
-            raise ValueError("'bundle' is reserved for the int8 bundle")
+        if key in (BUNDLE_ARTIFACT, DETECTOR_ARTIFACT):
+            raise ValueError(f"{key!r} is reserved (the int8 bundle and the face detector)")
         if path is not None and Path(path).exists():
             artifacts[key] = str(path)
     if example_images is None:

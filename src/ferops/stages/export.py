@@ -87,12 +87,12 @@ def main() -> None:
         metrics = report["metrics"]
         metrics["eval_split"] = EVAL_SPLIT
         n_classes = int(metrics["num_classes"])
+        bundle = BundleModel(report["bundle_dir"]) if report.get("bundle_dir") else None
         test_scores, test_outputs = score_split(
-            model, report["files"]["tflite_int8"]["path"], test.images, test.labels, n_classes
+            model, report["files"]["tflite_int8"]["path"], test.images, test.labels, n_classes, tta=metrics["tta"]
         )
         add_test_section(metrics, test_scores, EXPORT_DIR / "exports" / "report.md")
         report_files = [EXPORT_METRICS]
-        bundle = BundleModel(report["bundle_dir"]) if report.get("bundle_dir") else None
         int8 = write_int8_report(
             test_outputs,
             test.labels,
