@@ -63,6 +63,7 @@ __all__ = [
     "HaarFaceDetector",
     "HaarSpec",
     "blazeface_anchors",
+    "box_iou",
     "detect_faces",
     "locate_blazeface_model",
     "make_detector",
@@ -220,7 +221,7 @@ def blazeface_anchors(spec: BlazeFaceSpec) -> np.ndarray:
     return np.concatenate(rows).astype(np.float32)
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of one (x0, y0, x1, y1) box with each of boxes [N, 4]."""
     ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
     iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
@@ -243,7 +244,7 @@ def weighted_nms(data: np.ndarray, scores: np.ndarray, iou_threshold: float = NM
     remaining = np.arange(len(scores))
     while remaining.size:
         top = remaining[0]
-        overlap = _iou(data[top, :4], data[remaining, :4]) > iou_threshold
+        overlap = box_iou(data[top, :4], data[remaining, :4]) > iou_threshold
         overlap[0] = True  # a degenerate (zero-area) top box still stands for itself
         group = remaining[overlap]
         w = scores[group]

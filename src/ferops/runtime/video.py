@@ -30,7 +30,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from ferops.runtime.bundle import BundleModel
-from ferops.runtime.faces import _iou
+from ferops.runtime.faces import box_iou
 from ferops.runtime.predictor import FacePredictor, PredictSummary, annotate
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class FaceTracker:
         pairs = [
             (iou, t, d)
             for t in range(len(self.tracks))
-            for d, iou in enumerate(_iou(old_boxes[t], new_boxes).tolist())
+            for d, iou in enumerate(box_iou(old_boxes[t], new_boxes).tolist())
             if iou >= self.iou_threshold
         ]
         matched: dict[int, Track] = {}  # box index -> track
