@@ -3,7 +3,7 @@
 Every line of a ```bash block (and the imports of a ```python block) is one item:
 - `python -m ferops.train OVERRIDES`: the overrides are composed with the project's conf/ (every
   value of a sweep; a sweep without -m fails as it would in Hydra);
-- `ferops ...`, `python -m ferops.export|evaluate ...`, `python benchmarks/*.py ...`: parsed by the
+- `ferops ...`, `python -m ferops.export|evaluate|explain ...`, `python benchmarks/*.py ...`: parsed by the
   program's own argparse parser (unknown flags or missing arguments fail), nothing runs;
 - `dvc ...`: parsed by DVC's parser, and `dvc exp run -S` overrides composed; `mlflow ...`: by MLflow's click commands;
 - `curl ...`: a request to the scoring server's /invocations or /ping with a content type it accepts;
@@ -240,6 +240,10 @@ def _check_python(argv: list[str], request) -> None:
         _check_argparse(main, args[2:])
     elif args[:2] == ["-m", "ferops.evaluate"]:
         from ferops.evaluate import main
+
+        _check_argparse(main, args[2:])
+    elif args[:2] == ["-m", "ferops.explain"]:
+        from ferops.explain import main
 
         _check_argparse(main, args[2:])
     elif args[:2] == ["-m", "pytest"]:

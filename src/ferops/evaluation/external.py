@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class ScoredModel:
     class_map: ClassMap
     probabilities: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
     tta: str = "none"  # the views a bundle averages (ferops.runtime.bundle.TTA_VIEWS)
+    torch_model: Any = None  # a checkpoint's torch module (what Grad-CAM needs); None for a bundle
 
 
 def load_external(path: str | Path, class_map: ClassMap, usage: str | None = None, on_bad_rows: str = "error"):
@@ -99,7 +101,9 @@ def _open_checkpoint(path: Path) -> ScoredModel:
     names = [str(c) for c in meta["class_names"]]
     if class_map.names != names:
         raise ValueError(f"{path}: class map {class_map.names} does not match the model's classes {names}")
-    return ScoredModel("checkpoint", str(path), names, class_map, lambda images: (predict_probs(model, images), None))
+    return ScoredModel(
+        "checkpoint", str(path), names, class_map, lambda images: (predict_probs(model, images), None), torch_model=model
+    )
 
 
 def _open_bundle(bundle_dir: Path, location: str) -> ScoredModel:

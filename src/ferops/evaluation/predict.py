@@ -1,5 +1,5 @@
-"""Class probabilities of a torch model on uint8 face arrays (the one torch-using module here;
-the rest of `ferops.evaluation` is numpy + matplotlib)."""
+"""Class probabilities of a torch model on uint8 face arrays (torch is used here, in `external`
+and in `explain` (Grad-CAM); the rest of `ferops.evaluation` is numpy + matplotlib)."""
 
 from __future__ import annotations
 
