@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pytest
 import torch
+from checkpoints import Payload, train_tiny_checkpoint
 from torch import nn
 
-from confutil import TINY, compose_config
 from ferops.evaluation.explain import (
     CAM_METHODS,
     choose_probes,
@@ -210,19 +209,7 @@ def test_write_explanations_writes_a_panel_per_class_and_the_index(cue_model, tm
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory) -> Path:
     """A checkpoint of the training code (smoke preset, tiny settings, small fer_vgg)."""
-    from ferops.training.run import train
-
-    tmp = tmp_path_factory.mktemp("ckpt")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
-    try:
-        cfg = compose_config(["experiment=smoke", *TINY, "model.backbone_kwargs.widths=[8,8,16,16]"])
-        result = train(cfg, tmp / "out")
-    finally:
-        while mlflow.active_run():
-            mlflow.end_run()
-        mlflow.set_tracking_uri(previous)
-    return result.best_checkpoint
+    return train_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), ["model.backbone_kwargs.widths=[8,8,16,16]"])
 
 
 @pytest.fixture(scope="module")
@@ -248,20 +235,10 @@ def test_cli_writes_one_panel_per_class_and_an_index(tiny_ckpt, tiny_csv, tmp_pa
     assert index["target_layer"]["name"] in capsys.readouterr().out
 
 
-class _Payload:
-    """Unpickling this calls exec(code): what a malicious checkpoint carries."""
-
-    def __init__(self, code: str):
-        self.code = code
-
-    def __reduce__(self):
-        return (exec, (self.code,))
-
-
 def test_cli_refuses_a_tampered_checkpoint_without_running_it(tiny_ckpt, tiny_csv, tmp_path):
     marker = tmp_path / "payload-ran"
     ckpt = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)
-    ckpt["callbacks"]["Evil"] = {"state": _Payload(f"open({str(marker)!r}, 'w').write('ran')")}
+    ckpt["callbacks"]["Evil"] = {"state": Payload(f"open({str(marker)!r}, 'w').write('ran')")}
     evil = tmp_path / "evil.ckpt"
     torch.save(ckpt, evil)
     with pytest.raises(UnsafeCheckpointError, match=r"evil\.ckpt: refusing to load"):

@@ -5,28 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
 import pytest
 import torch
+from checkpoints import Payload, train_tiny_checkpoint
 
-from confutil import TINY, compose_config
 from ferops.models.checkpoint import UnsafeCheckpointError, load_deployable
-from ferops.training.run import train
 
 
 @pytest.fixture(scope="module")
 def real_ckpt(tmp_path_factory) -> Path:
     """A real checkpoint of the training code (fer_vgg, EMA), trained once for this module."""
-    tmp = tmp_path_factory.mktemp("ckpt")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
-    try:
-        result = train(compose_config(["experiment=smoke", *TINY, "optim.ema_decay=0.9"]), tmp / "out")
-    finally:
-        while mlflow.active_run():
-            mlflow.end_run()
-        mlflow.set_tracking_uri(previous)
-    return result.best_checkpoint
+    return train_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), ["optim.ema_decay=0.9"])
 
 
 def _tampered(src: Path, dest: Path, edit) -> Path:
@@ -34,16 +23,6 @@ def _tampered(src: Path, dest: Path, edit) -> Path:
     edit(ckpt)
     torch.save(ckpt, dest)
     return dest
-
-
-class _Payload:
-    """Unpickling this calls exec(code): what a malicious checkpoint carries."""
-
-    def __init__(self, code: str):
-        self.code = code
-
-    def __reduce__(self):
-        return (exec, (self.code,))
 
 
 def _touch_code(marker: Path) -> str:
@@ -62,7 +41,7 @@ def test_pickle_payload_is_refused_and_does_not_run(real_ckpt, tmp_path):
     marker = tmp_path / "payload-ran"
 
     def add_payload(ckpt):
-        ckpt["callbacks"]["Evil"] = {"state": _Payload(_touch_code(marker))}
+        ckpt["callbacks"]["Evil"] = {"state": Payload(_touch_code(marker))}
 
     path = _tampered(real_ckpt, tmp_path / "evil.ckpt", add_payload)
     assert not marker.exists()

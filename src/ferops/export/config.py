@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ferops.evaluation.threshold import POLICIES
-from ferops.runtime.bundle import TTA_VIEWS
+from ferops.runtime.bundle import check_tta
 from ferops.typed_config import build_dataclass, dataclass_yaml, option
 
 __all__ = ["CalibrationConfig", "ExportConfig", "GateConfig", "UnknownConfig"]
@@ -123,8 +123,7 @@ class ExportConfig:
     def __post_init__(self) -> None:
         if self.calibration_seed is None:
             self.calibration_seed = 0
-        if self.tta not in TTA_VIEWS:
-            raise ValueError(f"export.tta must be one of {sorted(TTA_VIEWS)}, got {self.tta!r}")
+        check_tta(self.tta, "export.tta")
         if isinstance(self.gates, Mapping):
             self.gates = build_dataclass(GateConfig, self.gates, "export.gates")
         if isinstance(self.calibration, Mapping):

@@ -258,24 +258,10 @@ def input_rows(model_input: Any, max_rows: int = MAX_ROWS) -> list[Any]:
     return values
 
 
-def to_image_batch(
-    model_input: Any,
-    max_rows: int = MAX_ROWS,
-    max_image_bytes: int = MAX_IMAGE_BYTES,
-    max_pixels: int = MAX_IMAGE_PIXELS,
-) -> np.ndarray:
-    """A pyfunc input read as face crops -> uint8 [N,48,48]. Raises `InvalidImageInput` naming the row."""
-    crops = _crop_array(model_input, max_rows, max_pixels)
-    if crops is not None:
-        return crops
-    faces = [_decoded(i, v, decode_image, max_image_bytes, max_pixels) for i, v in enumerate(input_rows(model_input, max_rows))]
-    return np.stack(faces) if faces else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-
-
-def _decoded(i: int, value: Any, decode, max_image_bytes: int, max_pixels: int):
-    """``decode(value, ...)`` with its error naming row ``i``."""
+def _open_row_named(i: int, value: Any, max_image_bytes: int, max_pixels: int) -> Image.Image:
+    """`open_row` with its error naming row ``i``."""
     try:
-        return decode(value, max_image_bytes=max_image_bytes, max_pixels=max_pixels)
+        return open_row(value, max_image_bytes=max_image_bytes, max_pixels=max_pixels)
     except InvalidImageInput as err:
         raise InvalidImageInput(f"row {i}: {err.message}") from err.__cause__
     except (ValueError, TypeError) as err:  # an array row prepare_face refuses
@@ -397,7 +383,7 @@ class FERBundleModel(mlflow.pyfunc.PythonModel):
         rows: list[FaceRow] = []
         parts: list[np.ndarray] = []
         for i, value in enumerate(input_rows(model_input, self.max_rows)):
-            img = _decoded(i, value, open_row, self.max_image_bytes, self.max_pixels)
+            img = _open_row_named(i, value, self.max_image_bytes, self.max_pixels)
             is_photo = detect if detect is not None else max(img.width, img.height) > IMAGE_SIZE
             if not is_photo:
                 rows.append(FaceRow(i, (0, 0, img.width, img.height)))

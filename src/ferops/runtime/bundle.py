@@ -62,6 +62,7 @@ __all__ = [
     "BundleModel",
     "average_views",
     "calibrated_probs",
+    "check_tta",
     "log_scores",
     "predict_views",
     "softmax",
@@ -119,13 +120,19 @@ def average_views(view_outputs: Sequence[np.ndarray], outputs_are_probs: bool = 
     return softmax(mean) if outputs_are_probs else mean.astype(np.float32)
 
 
+def check_tta(tta: object, where: str = "tta", error: type[ValueError] = ValueError) -> str:
+    """``tta`` when it names a `TTA_VIEWS` entry; else ``error`` naming ``where`` and the choices."""
+    if not isinstance(tta, str) or tta not in TTA_VIEWS:
+        raise error(f"{where} must be one of {sorted(TTA_VIEWS)}, got {tta!r}")
+    return tta
+
+
 def predict_views(
     predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, tta: str = "none", outputs_are_probs: bool = False
 ) -> np.ndarray:
     """Post-processing step 1 for any model (the bundle's int8 file, and the export's PyTorch, ONNX
     and TFLite models it is compared with): ``predict`` on each view of ``tta``, averaged."""
-    if not isinstance(tta, str) or tta not in TTA_VIEWS:
-        raise ValueError(f"tta must be one of {sorted(TTA_VIEWS)}, got {tta!r}")
+    check_tta(tta)
     arr = np.asarray(images)
     return average_views([predict(view(arr)) for view in TTA_VIEWS[tta]], outputs_are_probs)
 
@@ -210,10 +217,8 @@ class BundleModel:
     ) -> None:
         """TTA, temperature and unknown threshold from the metadata (module docstring), checked: a bundle
         someone edited by hand must fail here, naming the file and key, not at the first request."""
-        self.tta = self.metadata.get("tta", "none") if tta is None else tta
-        if not isinstance(self.tta, str) or self.tta not in TTA_VIEWS:
-            where = "tta argument" if tta is not None else f"{meta_path}: tta"
-            raise BundleError(f"{where} must be one of {sorted(TTA_VIEWS)}, got {self.tta!r}")
+        where = "tta argument" if tta is not None else f"{meta_path}: tta"
+        self.tta = check_tta(self.metadata.get("tta", "none") if tta is None else tta, where, BundleError)
         self.temperature = _number(self.metadata.get("temperature", 1.0), f"{meta_path}: temperature")
         if self.temperature <= 0:
             raise BundleError(f"{meta_path}: temperature must be > 0, got {self.temperature}")

@@ -217,6 +217,11 @@ class PredictSummary:
     def faces_per_s(self) -> float:
         return self.faces / self.seconds if self.seconds > 0 else 0.0
 
+    def show(self, bar: Any) -> None:
+        """One more input (a file, or a video's frame) done on the tqdm ``bar``, with the running faces/s."""
+        bar.update(1)
+        bar.set_postfix(faces=self.faces, faces_per_s=f"{self.faces_per_s:.1f}")
+
     @property
     def frames_per_s(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -294,8 +299,7 @@ def predict_files(
             if summary.interrupted:  # Ctrl-C inside a video's frame loop
                 break
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(faces=summary.faces, faces_per_s=f"{summary.faces_per_s:.1f}")
+                summary.show(bar)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

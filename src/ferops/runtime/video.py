@@ -282,8 +282,7 @@ def predict_video(
                 writer.write(np.asarray(annotate(rgb, faces)))
             frame_index += 1
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(faces=summary.faces, faces_per_s=f"{summary.faces_per_s:.1f}")
+                summary.show(bar)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
