@@ -10,15 +10,17 @@ import mlflow
 from confutil import TINY, compose_config
 
 
-def train_tiny_checkpoint(tmp: Path, overrides: list[str]) -> Path:
-    """The best checkpoint of ``experiment=smoke`` on `TINY` settings plus ``overrides``, tracked in
-    a throwaway store under ``tmp`` (the global tracking URI is put back afterwards)."""
+def train_tiny_checkpoint(tmp: Path, overrides: list[str], base: list[str] | None = None) -> Path:
+    """The best checkpoint of ``base`` (default: ``experiment=smoke`` on `TINY` settings) plus
+    ``overrides``, tracked in a throwaway store under ``tmp`` (the global tracking URI is put back
+    afterwards)."""
     from ferops.training.run import train
 
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
     try:
-        result = train(compose_config(["experiment=smoke", *TINY, *overrides]), tmp / "out")
+        base = ["experiment=smoke", *TINY] if base is None else base
+        result = train(compose_config([*base, *overrides]), tmp / "out")
     finally:
         while mlflow.active_run():
             mlflow.end_run()

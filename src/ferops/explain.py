@@ -33,8 +33,8 @@ def load_probe_data(
             raise ValueError(f"{data}: no split {usage!r} (prepared splits: {sorted(prepared.splits)})")
         chosen = prepared.splits[split]
         return chosen.images, chosen.labels, [str(i) for i in chosen.ids]
-    images, labels = load_external(data, scored.class_map, usage, on_bad_rows)
-    return images, labels, None
+    external = load_external(data, scored.class_map, usage, on_bad_rows)
+    return external.images, external.labels, None
 
 
 def main(argv: list[str] | None = None) -> None:

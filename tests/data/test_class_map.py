@@ -79,12 +79,62 @@ def test_custom_map_and_errors():
     out = cm.apply(raw7())
     assert out.labels.tolist() == [0, 0, 0, 2, 0, 1]  # surprise dropped
     assert ClassMap(["pos", "neg"], {3: "pos", "sad": "neg"}).apply(raw7()).labels.tolist() == [0, 1]  # rows happy, sad
-    with pytest.raises(ValueError, match="unknown FER class 'joy'"):
-        ClassMap(["a"], {"joy": "a"})
+    # a mapping key naming no class of the data: the task class it should feed is empty, and the error says why
+    with pytest.raises(ValueError, match=r"classes \['a'\] match no class of t .*mapping keys naming none of them: \['joy'\]"):
+        ClassMap(["a"], {"joy": "a"}).apply(raw7())
     with pytest.raises(ValueError, match="not in names"):
         ClassMap(["a"], {"happy": "b"})
-    with pytest.raises(ValueError, match="receive no FER class"):
+    with pytest.raises(ValueError, match="receive no source class"):
         ClassMap(["a", "b"], {"happy": "a"})
+    with pytest.raises(ValueError, match=r"outside 0\.\.6"):
+        ClassMap(["a"], {9: "a"})
+
+
+def raw_named(names, labels, soft=None):
+    n = len(labels)
+    return RawData(
+        images=np.zeros((n, 48, 48), np.uint8),
+        labels=labels,
+        usage=["train"] * n,
+        ids=[f"r{i}" for i in range(n)],
+        name="src",
+        soft=soft,
+        class_names=tuple(names),
+    )
+
+
+def test_maps_any_source_class_names_with_aliases():
+    """Sources label rows in their own class names (here AffectNet-8's spellings, contempt included)."""
+    names = ["Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"]
+    raw = raw_named(names, np.arange(8))
+    out = load_map("ferplus8").apply(raw)
+    assert out.class_names == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt")
+    assert [out.class_names[i] for i in out.labels] == [
+        "angry",
+        "contempt",
+        "disgust",
+        "fear",
+        "happy",
+        "neutral",
+        "sad",
+        "surprise",
+    ]
+    out7 = load_map("fer7").apply(raw)  # contempt has no FER-7 class: dropped, counted per class
+    assert len(out7) == 7 and out7.stats["class_map_dropped_classes"] == {"Contempt": 1}
+    # a class set's own aliases: another spelling of one of its classes
+    cm = ClassMap(["smile", "frown"], aliases={"grin": "smile"})
+    assert cm.apply(raw_named(["grin", "frown"], np.array([0, 1, 0]))).labels.tolist() == [0, 1, 0]
+    assert ClassMap.from_config(cm.to_config()).aliases == {"grin": "smile"}
+    # soft labels over source classes: merged columns sum, dropped ones go
+    soft = np.array([[0.5, 0.5, 0.0], [0.2, 0.2, 0.6]], np.float32)
+    merged = ClassMap(["pos"], {"x": "pos", "y": "pos"}).apply(raw_named(["x", "y", "z"], np.array([0, 2]), soft))
+    np.testing.assert_allclose(merged.soft, [[1.0]]) and merged.stats["class_map_dropped"] == 1
+
+
+def test_from_source_takes_the_data_classes_sorted():
+    cm = ClassMap.from_source(["Dog", "cat", "happiness"])
+    assert cm.names == ["cat", "dog", "happy"] and cm.name == "from_source"
+    assert cm.apply(raw_named(["Dog", "cat", "happiness"], np.array([0, 1, 2]))).labels.tolist() == [1, 0, 2]
 
 
 def test_class_map_from_config_round_trips_and_instantiates_nothing():

@@ -75,6 +75,21 @@ def test_soft_contempt_as_disgust(ferplus_files):
     np.testing.assert_allclose(raw.soft[row], [0, 1, 0, 0, 0, 0, 0])
 
 
+def test_contempt_kept_as_the_eighth_class(ferplus_files):
+    """``contempt: keep`` (the ferplus8 class set): contempt rows stay, labelled as the source's 8th class."""
+    fer, fp = ferplus_files()
+    raw = FerPlus(fer, fp, contempt="keep").load()
+    assert raw.class_names == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt")
+    assert [raw.class_names[i] for i in raw.labels] == ["happy", "contempt", "neutral"]
+    assert raw.stats["ferplus_dropped"]["contempt"] == 0 and raw.stats["ferplus_dropped"]["tie"] == 1
+    soft = FerPlus(fer, fp, mode="soft", contempt="keep").load()
+    assert soft.soft.shape == (4, 8) and soft.stats["ferplus_dropped"]["contempt"] == 0
+    row = soft.ids.tolist().index("fer2013new.csv:line 7 (fer5.png)")
+    np.testing.assert_allclose(soft.soft[row], [0, 0.4, 0, 0, 0, 0, 0, 0.6], atol=1e-6)
+    with pytest.raises(ValueError, match="contempt must be one of"):
+        FerPlus(fer, fp, contempt="merge")
+
+
 def test_row_count_mismatch(ferplus_files):
     fer, fp = ferplus_files(ferplus_lines=[FERPLUS_HEADER, ferplus_line("Training", "a.png", {"neutral": 10})])
     with pytest.raises(DataValidationError, match=r"has 1 data rows but .* has 8"):

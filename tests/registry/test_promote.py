@@ -35,6 +35,15 @@ def mv(version: int, f1: float | None, fp: str = "fp-a", gates: bool = True, **e
         (mv(2, 0.5), mv(1, 0.5), 0.0, REJECT, "+0.0000"),  # a tie does not win
         (mv(2, 0.4), mv(1, 0.5), 0.0, REJECT, "-0.1000"),
         (mv(2, 0.9, fp="fp-b"), mv(1, 0.5), 0.0, REFUSE, "different data"),
+        # a 7-class and an 8-class model are never ranked on one number (same fingerprint even)
+        (
+            mv(2, 0.9, **{T.DATA_CLASSES: "angry,happy,contempt"}),
+            mv(1, 0.5, **{T.DATA_CLASSES: "angry,happy"}),
+            0.0,
+            REFUSE,
+            "different class sets",
+        ),
+        (mv(2, 0.6, **{T.DATA_CLASSES: "angry,happy"}), mv(1, 0.5, **{T.DATA_CLASSES: "angry,happy"}), 0.0, PROMOTE, "wins"),
         (mv(2, 0.9, fp=""), mv(1, 0.5), 0.0, REFUSE, "data.fingerprint missing on challenger"),
         (mv(2, None), mv(1, 0.5), 0.0, REFUSE, "challenger has no int8.macro_f1"),
         (mv(2, 0.6), mv(1, None), 0.0, REFUSE, "champion has no"),

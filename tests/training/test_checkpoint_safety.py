@@ -3,6 +3,7 @@ an allow-list for the model config's `_target_`s, and a rebuild without pretrain
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -69,20 +70,29 @@ def test_nested_target_outside_allow_list_is_refused_and_does_not_run(real_ckpt,
     assert not marker.exists(), "a target outside the allow-list was instantiated"
 
 
-def test_class_map_of_a_checkpoint_is_not_instantiated(real_ckpt, tmp_path):
+@pytest.mark.parametrize("where", ["class_map", "config.data.class_map"])
+def test_class_map_of_a_checkpoint_is_not_instantiated(real_ckpt, tmp_path, where):
     """Evaluating someone's checkpoint rebuilds its class map from the names: a `_target_` there is
-    refused, not called (the old `instantiate(config.data.class_map)` created the marker file)."""
+    refused, not called (the old `instantiate(config.data.class_map)` created the marker file).
+    Both places a checkpoint records it: the applied map (``class_map``), and for checkpoints
+    written before that, the config's."""
     from ferops.evaluation.external import evaluate_model
     from fixtures_data import write_fer2013_csv
 
     marker = tmp_path / "class-map-ran"
+    payload = {"_target_": "builtins.open", "_args_": [str(marker), "w"]}
 
     def add_target(ckpt):
-        ckpt["ferops"]["config"]["data"]["class_map"] = {"_target_": "builtins.open", "_args_": [str(marker), "w"]}
+        meta = ckpt["ferops"]
+        if where == "class_map":
+            meta["class_map"] = payload
+        else:
+            meta.pop("class_map", None)
+            meta["config"]["data"]["class_map"] = payload
 
     path = _tampered(real_ckpt, tmp_path / "classmap.ckpt", add_target)
     data = write_fer2013_csv(tmp_path / "x.csv", [(i % 7, "PublicTest", i) for i in range(7)])
-    with pytest.raises(ValueError, match=r"classmap\.ckpt: config\.data\.class_map\._target_='builtins\.open'"):
+    with pytest.raises(ValueError, match=re.escape(f"classmap.ckpt: {where}._target_='builtins.open'")):
         evaluate_model(path, data, tmp_path / "report")
     assert not marker.exists(), "the checkpoint's class map target was instantiated"
 

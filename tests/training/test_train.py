@@ -12,9 +12,10 @@ import torch
 from hydra.utils import instantiate
 
 from confutil import CONF_DIR, TINY, compose_config
+from ferops.data.ferplus import FERPLUS_TO_FER
 from ferops.models.checkpoint import load_deployable
 from ferops.training.run import train
-from fixtures_data import write_fer2013_csv
+from fixtures_data import FERPLUS_HEADER, ferplus_line, write_fer2013_csv, write_text
 
 
 def _options(group: str) -> list[str]:
@@ -83,6 +84,13 @@ def fer_csv(tmp_path):
     return write_fer2013_csv(tmp_path / "fer2013.csv", specs)
 
 
+def ferplus_votes(fer_csv) -> list[tuple[str, str]]:
+    """(Usage, FER+ emotion) per row of `fer_csv`: the row's own class, every sixth one contempt."""
+    fer_to_ferplus = {fer_id: name for name, fer_id in FERPLUS_TO_FER.items()}
+    rows = [line.split(",") for line in fer_csv.read_text().splitlines()[1:]]
+    return [(r[2], "contempt" if i % 6 == 5 else fer_to_ferplus[int(r[0])]) for i, r in enumerate(rows)]
+
+
 @pytest.mark.parametrize("preset", _options("experiment"))
 def test_every_experiment_preset_fast_dev_run(preset, fer_csv, mlflow_store, tmp_path):
     overrides = [
@@ -94,10 +102,14 @@ def test_every_experiment_preset_fast_dev_run(preset, fer_csv, mlflow_store, tmp
         "data.batch_size=8",
     ]
     cfg = compose_config(overrides)
-    if "source" in cfg.data and "path" in cfg.data.source:
+    if "source" in cfg.data and "ferplus_path" in cfg.data.source:  # FER+ votes for those rows, contempt too
+        lines = [FERPLUS_HEADER] + [ferplus_line(u, f"f{i}.png", {c: 8}) for i, (u, c) in enumerate(ferplus_votes(fer_csv))]
+        overrides.append(f"data.source.ferplus_path={write_text(tmp_path / 'fer2013new.csv', lines)}")
+    if "source" in cfg.data and ("path" in cfg.data.source or "fer2013_path" in cfg.data.source):
         cfg = compose_config([*overrides, f"data.path={fer_csv}", f"data.cache_dir={tmp_path / 'cache'}"])
     result = train(cfg, tmp_path / "out")
     assert "test/acc" in result.metrics
+    assert result.class_names == list(cfg.data.class_map.names)  # ferplus8_cpu: contempt included
 
 
 def test_smoke_run_is_recorded_in_mlflow(mlflow_store, tmp_path):

@@ -36,13 +36,6 @@ USAGE_ALIASES: dict[str, str] = {
 }
 
 
-def class_id(name: str) -> int | None:
-    """FER id of a class name (case-insensitive, aliases allowed), None when unknown."""
-    key = name.strip().lower()
-    key = CLASS_ALIASES.get(key, key)
-    return FER_CLASS_TO_ID.get(key)
-
-
 def usage_of(name: str) -> str | None:
     """train / val / test for a usage name (case-insensitive, see `USAGE_ALIASES`), None when unknown."""
     return USAGE_ALIASES.get(name.strip().lower())

@@ -22,7 +22,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ferops.data.augment import BatchAugment
-from ferops.data.class_map import ClassMap, fer7
+from ferops.data.class_map import CLASSES_FROM_MAP, ClassMap, fer7
 from ferops.data.constants import SPLITS
 from ferops.data.prepare import PreparedData, load_prepared, prepare_dataset
 
@@ -111,6 +111,9 @@ class FERDataModule(LightningDataModule):
     Args:
         source: object with ``load() -> RawData`` (or its ``{_target_: ...}`` config).
         class_map: `ClassMap` (or config); default FER-7.
+        classes: ``class_map`` (the class map above decides) or ``from_folders`` / ``from_source``: the
+            data's own class names, sorted (any labelled image folder; recorded in the data report,
+            the checkpoint and the bundle).
         split: `ferops.data.splits.assign_splits` options: strategy, fractions, seed, val_fraction.
         batch_size / eval_batch_size: train batch size; val/test batch size (default: batch_size).
         input_size, in_chans, mean, std: `Preprocess` settings recorded in ``preprocessing``; ``mean``/``std``
@@ -133,6 +136,7 @@ class FERDataModule(LightningDataModule):
         self,
         source,
         class_map: ClassMap | Mapping | None = None,
+        classes: str = CLASSES_FROM_MAP,
         split: Mapping | None = None,
         batch_size: int = 64,
         eval_batch_size: int | None = None,
@@ -159,6 +163,7 @@ class FERDataModule(LightningDataModule):
         if isinstance(cm, Mapping):
             cm = ClassMap(**cm)
         self.class_map: ClassMap = cm or fer7()
+        self.classes = str(classes)
         self.split = dict(_plain(split) or {})
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
@@ -186,7 +191,10 @@ class FERDataModule(LightningDataModule):
         if self.prepared_dir:
             self.data = load_prepared(self.prepared_dir)
         else:
-            self.data = prepare_dataset(self.source, self.class_map, self.split, self.dedupe, self.quarantine_path)
+            self.data = prepare_dataset(
+                self.source, self.class_map, self.split, self.dedupe, self.quarantine_path, classes=self.classes
+            )
+        self.class_map = self.data.class_map  # the one applied (from_source, or prepared elsewhere)
         for name, s in self.data.splits.items():
             images = torch.from_numpy(np.ascontiguousarray(s.images)).unsqueeze(1)
             labels = torch.from_numpy(s.labels)

@@ -41,7 +41,8 @@ class FerPlus(Source):
 
     1. ``contempt``: ``drop`` (default) keeps contempt as its own vote: a row where contempt has more votes
        than every FER emotion is dropped, and in soft mode the remaining contempt votes are discarded;
-       ``disgust`` adds contempt votes to disgust.
+       ``disgust`` adds contempt votes to disgust; ``keep`` makes contempt an eighth source class
+       (``class_names`` = the FER-7 names + ``contempt``, contempt last on ties; the ``ferplus8`` class map).
     2. Not a face / unknown: a row is dropped when NF (``not_face``) or ``unknown`` has at least as many
        votes as the best emotion (NF checked first).
     3. ``mode: majority`` (hard labels): the label is the emotion with the most votes. Ties between
@@ -54,6 +55,7 @@ class FerPlus(Source):
     """
 
     MODES = ("majority", "soft")
+    CONTEMPT = ("drop", "disgust", "keep")
     decoder_modules = ("ferops.data.csv_reader", "ferops.data.raw")
 
     def __init__(
@@ -72,8 +74,8 @@ class FerPlus(Source):
             raise ValueError(f"FER+ mode must be one of {self.MODES}, got {mode!r}")
         if tie_policy not in ("drop", "first"):
             raise ValueError(f"tie_policy must be 'drop' or 'first', got {tie_policy!r}")
-        if contempt not in ("drop", "disgust"):
-            raise ValueError(f"contempt must be 'drop' or 'disgust', got {contempt!r}")
+        if contempt not in self.CONTEMPT:
+            raise ValueError(f"contempt must be one of {self.CONTEMPT}, got {contempt!r}")
         self.fer2013_path = Path(fer2013_path)
         self.ferplus_path = Path(ferplus_path)
         self.mode, self.tie_policy, self.contempt, self.min_votes = mode, tie_policy, contempt, int(min_votes)
@@ -155,10 +157,15 @@ class FerPlus(Source):
             ids=ids,
             name=self.name,
             soft=soft,
+            class_names=self.class_names,
             quarantine=base.quarantine + issues,
             stats={"n_records": n_fer, "ferplus_dropped": dropped},
             source_index=base.source_index[rows],
         )
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return (*FER_CLASSES, "contempt") if self.contempt == "keep" else FER_CLASSES
 
     def _labels(self, votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, int]]:
         """Apply the documented policy to vote rows [N, 10] -> (keep mask, labels, soft or None, drop counts)."""
@@ -175,14 +182,16 @@ class FerPlus(Source):
         unknown = ~not_face & (col["unknown"] > 0) & (col["unknown"] >= top)
         drops = {"not_face": int(not_face.sum()), "unknown": int(unknown.sum())}
         keep = ~not_face & ~unknown
+        n_classes = len(self.class_names)
         if self.mode == "soft":
-            emo7 = emo[:, : len(FER_CLASSES)].astype(np.float64)
-            total = emo7.sum(axis=1)
-            top7 = emo7.max(axis=1)
-            is_contempt = keep & (emo[:, -1] > top7)
+            src_votes = emo[:, :n_classes].astype(np.float64)
+            total = src_votes.sum(axis=1)
+            src_top = src_votes.max(axis=1)
+            dropping = n_classes == len(FER_CLASSES)  # contempt is no class: its plurality rows go
+            is_contempt = keep & (emo[:, -1] > src_top) & dropping
             keep &= ~is_contempt
             no_votes = keep & (total == 0)
-            few = keep & ~no_votes & (top7 < self.min_votes)
+            few = keep & ~no_votes & (src_top < self.min_votes)
             drops.update(
                 {
                     "contempt": int(is_contempt.sum()),
@@ -191,7 +200,7 @@ class FerPlus(Source):
                 }
             )
             keep &= ~no_votes & ~few
-            soft = (emo7[keep] / total[keep, None]).astype(np.float32)
+            soft = (src_votes[keep] / total[keep, None]).astype(np.float32)
             return keep, soft.argmax(axis=1), soft, drops
         winners = emo == top[:, None]
         tie = keep & (winners.sum(axis=1) > 1)
@@ -199,7 +208,7 @@ class FerPlus(Source):
         if self.tie_policy == "drop":
             drops["tie"] = int(tie.sum())
             keep &= ~tie
-        is_contempt = keep & (label == len(FER_CLASSES))
+        is_contempt = keep & (label == len(FER_CLASSES)) & (n_classes == len(FER_CLASSES))
         drops["contempt"] = int(is_contempt.sum())
         keep &= ~is_contempt
         few = keep & (top < self.min_votes)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ferops.data.cached_source import Source
-from ferops.data.constants import FER_CLASSES, IMAGE_SIZE, USAGE_ALIASES, class_id, usage_of
+from ferops.data.class_map import canonical
+from ferops.data.constants import IMAGE_SIZE, USAGE_ALIASES, usage_of
 from ferops.data.raw import RawData
 from ferops.data.validation import DataIssue, DataValidationError, check_on_bad_rows, raise_if_bad
 from ferops.runtime.decode import ImageDecodeError
@@ -34,9 +35,11 @@ class ImageFolder(Source):
 
     Layouts (detected): ``<root>/{train,val,test}/<class>/*`` (the Kaggle image-folder release of FER2013
     has ``train`` and ``test``; ``validation``/``PublicTest``/``PrivateTest`` are recognised too) and the
-    generic ``<root>/<class>/*`` whose rows are all train (split later). Class folder names are FER-7
-    names, case-insensitive (aliases such as ``happiness``/``anger`` accepted). Bad inputs: unknown class
-    folder, empty class folder, unreadable/corrupt image file. Hidden files are ignored; files whose
+    generic ``<root>/<class>/*`` whose rows are all train (split later). The class folder names are the
+    source's classes (``RawData.class_names``: lower-case, common spellings such as ``happiness`` /
+    ``anger`` read as ``happy`` / ``angry``, sorted); the class map decides which the task keeps, or
+    ``data.classes=from_folders`` keeps them all. Bad inputs: unknown split folder, empty class folder,
+    unreadable/corrupt image file. Hidden files are ignored; files whose
     extension is not an image extension are reported as bad rows too. The cache key covers every file's
     relative path, size and mtime.
     """
@@ -86,18 +89,16 @@ class ImageFolder(Source):
         root = str(self.root)
         issues: list[DataIssue] = []
         images, labels, usages, ids = [], [], [], []
-        for usage, folder in self._class_dirs():
-            label = class_id(folder.name) if usage != "?" else None
-            if label is None:
-                what = "split" if usage == "?" else "class"
+        class_dirs = self._class_dirs()
+        class_names = sorted({canonical(folder.name) for usage, folder in class_dirs if usage != "?"})
+        for usage, folder in class_dirs:
+            if usage == "?":
+                split_names = sorted(set(SPLIT_DIRS))
                 issues.append(
-                    DataIssue(
-                        root,
-                        f"unknown {what} folder {folder.name!r} (expected one of {list(FER_CLASSES)})",
-                        path=str(folder),
-                    )
+                    DataIssue(root, f"unknown split folder {folder.name!r} (expected one of {split_names})", path=str(folder))
                 )
                 continue
+            label = class_names.index(canonical(folder.name))
             files = [p for p in self._entries(folder) if p.is_file()]
             if not files:
                 issues.append(DataIssue(root, "empty class folder", path=str(folder)))
@@ -126,5 +127,6 @@ class ImageFolder(Source):
             usage=np.array(usages),
             ids=np.array(ids),
             name=self.name,
+            class_names=tuple(class_names),
             quarantine=issues,
         )

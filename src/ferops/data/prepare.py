@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ferops.data.class_map import ClassMap, fer7
+from ferops.data.class_map import CLASSES_FROM_MAP, CLASSES_FROM_SOURCE, ClassMap, fer7
 from ferops.data.constants import SPLITS
 from ferops.data.raw import RawData
 from ferops.data.splits import assign_splits
@@ -46,6 +46,14 @@ class PreparedData:
     fingerprint: str
     quarantined: int
     split_record: dict = field(default_factory=dict)  # see `split_record`; {} for data prepared before it
+    class_set: dict = field(default_factory=dict)  # ClassMap.to_config() of the applied map; {} before it was kept
+
+    @property
+    def class_map(self) -> ClassMap:
+        """The class map these splits were prepared with (data prepared before it was recorded: its names)."""
+        if self.class_set:
+            return ClassMap.from_config(self.class_set, f"{self.name}: prepared class_set")
+        return ClassMap(self.class_names)
 
 
 def _split_fingerprint(splits: Mapping[str, SplitData], class_names: list[str]) -> str:
@@ -88,16 +96,24 @@ def prepare_dataset(
     split: Mapping | None = None,
     dedupe: str = "none",
     quarantine_path: str | os.PathLike | None = None,
+    classes: str = CLASSES_FROM_MAP,
 ) -> PreparedData:
     """Load ``source`` (anything with ``load() -> RawData``, or a RawData) and prepare the three splits.
 
     ``split`` holds `assign_splits` options (strategy, fractions, seed, val_fraction).
     ``dedupe="drop_from_eval"`` drops from val/test every image byte-identical to a train image.
     When ``quarantine_path`` is set the quarantine report is written there (header only when empty).
+    ``classes``: ``class_map`` (``class_map`` decides) or ``from_source`` / ``from_folders`` (the
+    source's own class names, sorted: `ClassMap.from_source`).
     """
     if dedupe not in DEDUPE:
         raise ValueError(f"dedupe must be one of {DEDUPE}, got {dedupe!r}")
     raw: RawData = source if isinstance(source, RawData) else source.load()
+    if classes in CLASSES_FROM_SOURCE:
+        class_map = ClassMap.from_source(raw.class_names, name=f"{raw.name}:{classes}")
+        log.info("%s: classes from the data: %s", raw.name, class_map.names)
+    elif classes != CLASSES_FROM_MAP:
+        raise ValueError(f"data.classes must be {CLASSES_FROM_MAP!r} or one of {list(CLASSES_FROM_SOURCE)}, got {classes!r}")
     class_map = class_map or fer7()
     if quarantine_path:
         write_quarantine(raw.quarantine, quarantine_path)
@@ -149,6 +165,7 @@ def prepare_dataset(
         "source_fingerprint": raw.fingerprint,
         "class_names": names,
         "class_map": class_map.name,
+        "class_set": class_map.to_config(),
         "soft_labels": mapped.soft is not None,
         "rows": {"source": len(raw), "after_class_map": len(mapped)},
         "counts": {s: _counts(splits[s].labels, names) for s in SPLITS},
@@ -172,6 +189,7 @@ def prepare_dataset(
         fingerprint=fingerprint,
         quarantined=len(raw.quarantine),
         split_record=record,
+        class_set=class_map.to_config(),
     )
 
 
@@ -203,6 +221,7 @@ def save_prepared(data: PreparedData, out_dir: str | os.PathLike) -> Path:
         "fingerprint": data.fingerprint,
         "quarantined": data.quarantined,
         "split_record": data.split_record,
+        "class_set": data.class_set,
         "report": data.report,
     }
     (tmp / PREPARED_META).write_text(json.dumps(meta, indent=2, default=str))
@@ -240,4 +259,5 @@ def load_prepared(prepared_dir: str | os.PathLike) -> PreparedData:
         fingerprint=meta["fingerprint"],
         quarantined=int(meta["quarantined"]),
         split_record=dict(meta.get("split_record") or {}),
+        class_set=dict(meta.get("class_set") or {}),
     )

@@ -151,10 +151,11 @@ def per_class_metrics(y_true: object, y_pred: object, n_classes: int) -> dict[st
     }
 
 
-def macro_f1(y_true: object, y_pred: object, n_classes: int) -> float:
-    """Unweighted mean of per-class F1 over the classes present in ``y_true`` or ``y_pred``."""
+def macro_f1(y_true: object, y_pred: object, n_classes: int, labels: Sequence[int] | None = None) -> float:
+    """Unweighted mean of per-class F1 over the classes present in ``y_true`` or ``y_pred``
+    (or over ``labels``: e.g. the classes an external set shares with the model)."""
     t, p = _check_pair(y_true, y_pred, n_classes)
-    return float(skm.f1_score(t, p, average="macro", zero_division=0))
+    return float(skm.f1_score(t, p, labels=None if labels is None else list(labels), average="macro", zero_division=0))
 
 
 def weighted_f1(y_true: object, y_pred: object, n_classes: int) -> float:

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ferops.data.class_map import ClassMap
+from ferops.data.class_map import recorded_class_map
 from ferops.evaluation.calibration import TemperatureFit, calibration_record, fit_temperature
 from ferops.evaluation.metrics import accuracy, macro_f1
 from ferops.evaluation.report import write_reliability_calibration, write_threshold_report
@@ -568,10 +568,10 @@ def _write_bundle(
 
 
 def _class_map_record(meta: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The training run's class map (FER-7 name -> class), so the bundle can be scored on FER-labelled
-    data later (``python -m ferops.evaluate BUNDLE DATA``); None for a meta without a data config."""
-    node = ((meta.get("config") or {}).get("data") or {}).get("class_map")
-    return None if node is None else ClassMap.from_config(node, "checkpoint config.data.class_map").to_config()
+    """The training run's class map (source class -> class), so the bundle can be scored on labelled
+    data later (``python -m ferops.evaluate BUNDLE DATA``); None for a meta without one."""
+    class_map = recorded_class_map(meta)
+    return None if class_map is None else class_map.to_config()
 
 
 def _write_reports(metrics: Mapping[str, Any], report: Mapping[str, Any], metrics_path: Path, exports: Path) -> None:

@@ -8,7 +8,9 @@ Every decision that acts is recorded on the versions involved (``promotion.*`` t
 at the top of the version description). Nothing here uses the deprecated stages API.
 
 What is compared: the int8 metric on the VAL split (the test split is reported, never compared).
-Two versions are comparable only when they carry the same ``data.fingerprint`` and the same
+Two versions are comparable only when they have the same class set (``data.class_map``: the class
+names in order; a 7-class and an 8-class model are never ranked on one number), and carry the same
+``data.fingerprint`` and the same
 ``split.val_digest`` (versions registered before the split record existed lack it: compared, with
 a warning). When both versions stored their int8 val predictions, the decision is a paired
 bootstrap on the shared val rows (`ferops.registry.evidence`): promote only when the lower bound of
@@ -182,6 +184,11 @@ def decide(
         d.action, d.reason = PROMOTE, f"first model to pass the gates ({metric}={d.challenger_value:.4f})"
         return d
     champ_tags = dict(champion.tags)
+    classes_chal, classes_champ = ctags.get(T.DATA_CLASSES), champ_tags.get(T.DATA_CLASSES)
+    if classes_chal and classes_champ and classes_chal != classes_champ:
+        d.action = REFUSE
+        d.reason = f"cannot compare: different class sets ({T.DATA_CLASSES} {classes_chal!r} vs champion {classes_champ!r})"
+        return d
     vd_chal, vd_champ = ctags.get(T.SPLIT_VAL_DIGEST), champ_tags.get(T.SPLIT_VAL_DIGEST)
     if vd_chal and vd_champ and vd_chal != vd_champ:
         d.action = REFUSE

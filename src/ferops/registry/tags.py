@@ -18,6 +18,7 @@ GIT_COMMIT = "git.commit"
 GIT_DIRTY = "git.dirty"
 DATA_NAME = "data.name"
 DATA_FINGERPRINT = "data.fingerprint"
+DATA_CLASSES = "data.class_map"  # the class names, comma-joined (run tag of ferops.tracking.data_tags)
 CONFIG_HASH = "config.hash"
 DVC_EXP = "dvc.exp_name"  # same key as the run tag the DVC stages set (ferops.stages.common.dvc_tags)
 RUN_NAME = "run.name"
@@ -107,7 +108,9 @@ def export_tags(metrics: Mapping[str, Any]) -> dict[str, str]:
 def lineage_tags(run: Run) -> dict[str, str]:
     """What produced the version: the pipeline run's lineage tags and fp32 test metrics."""
     run_tags, metrics = run.data.tags, run.data.metrics
-    tags = {k: run_tags[k] for k in (GIT_COMMIT, GIT_DIRTY, DATA_NAME, DATA_FINGERPRINT, CONFIG_HASH) if k in run_tags}
+    tags = {
+        k: run_tags[k] for k in (GIT_COMMIT, GIT_DIRTY, DATA_NAME, DATA_FINGERPRINT, DATA_CLASSES, CONFIG_HASH) if k in run_tags
+    }
     tags[RUN_NAME] = run.info.run_name or run.info.run_id
     dvc_exp = os.environ.get("DVC_EXP_NAME") or run_tags.get(DVC_EXP)
     if dvc_exp:

@@ -59,6 +59,7 @@ def build_module(cfg: DictConfig, datamodule) -> FERClassifier:
         "model_name": cfg.model.name,
         "dataset_name": datamodule.dataset_name,
         "data_fingerprint": datamodule.fingerprint,
+        "class_map": datamodule.class_map.to_config(),  # the applied one (data.classes=from_folders too)
     }
     o = cfg.optim
     return FERClassifier(
