@@ -558,13 +558,21 @@ def _write_bundle(
         preprocessing=meta.get("preprocessing"),
         softmax_in_model=False,
         source={"model_name": meta.get("model_name"), **dict(source or {})},
-        quantization={k: quant[k] for k in ("n_calibration", "calibration_seed")}
-        | {"method": "post-training full-integer, per-channel weights"},
+        quantization={k: quant[k] for k in ("n_calibration", "calibration_seed")} | _quantization_method(meta),
         edgetpu={"compatible": edgetpu.compatible, "summary": edgetpu.summary()},
         edgetpu_tflite=(edgetpu.compiler or {}).get("compiled_model") if (edgetpu.compiler or {}).get("ok") else None,
         postprocessing=postprocessing,
         class_map=_class_map_record(meta),
     )
+
+
+def _quantization_method(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """How the weights met int8: post-training calibration, after a QAT fine-tune when the
+    checkpoint records one (ferops.training.qat)."""
+    method = "post-training full-integer, per-channel weights"
+    if meta.get("qat"):
+        return {"method": f"quantisation-aware fine-tune, then {method}", "qat": dict(meta["qat"])}
+    return {"method": method}
 
 
 def _class_map_record(meta: Mapping[str, Any]) -> dict[str, Any] | None:

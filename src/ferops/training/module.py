@@ -19,6 +19,7 @@ from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
 from ferops.seeding import derived_seed
+from ferops.training import qat
 from ferops.training.mixup import mix_batch
 
 
@@ -87,6 +88,7 @@ class FERClassifier(L.LightningModule):
         self.mixup = dict(mixup or {})
         self.meta = dict(meta or {})
         self._mix_rng = np.random.default_rng(seed)  # reseeded every step in _reseed_step
+        self.qat: qat.QATHandles | None = None  # set by ferops.training.run for a QAT fine-tune
         n = len(self.class_names)
 
         def metrics() -> MetricCollection:
@@ -228,12 +230,22 @@ class FERClassifier(L.LightningModule):
         scheduler = warmup_cosine(optimizer, total, warmup, self.hparams.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def train(self, mode: bool = True) -> FERClassifier:
+        super().train(mode)
+        if getattr(self, "qat", None) is not None:  # QAT fine-tunes with frozen batch norms (ferops.training.qat)
+            qat.freeze_batch_norm(self.net)
+        return self
+
     # -- checkpoint ------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Everything needed to rebuild the deployable model without Hydra or the data.
         checkpoint["ferops"] = {**self.meta, "class_names": self.class_names}
+        # a QAT run's fake quantisation is not part of the model: the checkpoint holds float weights
+        checkpoint["state_dict"] = qat.plain_state_dict(checkpoint["state_dict"])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Checkpoints of the hand-written EMA (before timm's) also stored its update count; the
         # count is now the global step, which Lightning restores.
         checkpoint.get("state_dict", {}).pop("ema.steps", None)
+        if self.qat is not None:  # back under the fake-quantised module's keys
+            checkpoint["state_dict"] = qat.parametrized_state_dict(checkpoint["state_dict"], self.state_dict().keys())

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ferops import tracking
 from ferops.models.preprocess import Preprocess
+from ferops.training import qat
 from ferops.training import resume as R
 from ferops.training.module import FERClassifier
 from ferops.training.precision import training_precision
@@ -188,6 +189,9 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         cfg.paths.output_dir = str(output_dir)
         if cfg.data.get("quarantine_path", "unset") is None:
             cfg.data.quarantine_path = str(output_dir / "quarantine.csv")  # one report per run
+    qat_cfg = qat.QATConfig.from_mapping(OmegaConf.to_container(cfg.qat, resolve=True) if "qat" in cfg else None)
+    if qat_cfg.enabled:
+        qat.apply_qat_overrides(cfg, qat_cfg)
     # Before anything random (weight init, splits, sampler): the same seed gives the same run.
     L.seed_everything(cfg.seed, workers=True)
     resume_hash = _resume_hash(cfg)
@@ -196,6 +200,8 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     module = build_module(cfg, datamodule)
+    if qat_cfg.enabled:
+        qat.start_from_checkpoint(module, qat_cfg)
 
     t = cfg.tracking
     run_name = t.run_name or tracking.new_run_name(cfg.model.name, _loss_name(cfg), datamodule.dataset_name)
