@@ -78,6 +78,44 @@ def test_sampler_drop_last_and_seed():
     assert len(IndexBatchSampler(3, 4, drop_last=True)) == 1  # never drops everything
 
 
+def imbalanced_raw(n_major: int = 900, n_minor: int = 100) -> RawData:
+    labels = np.array([3] * n_major + [1] * n_minor)  # happy-heavy, little disgust, as in FER2013
+    n = len(labels)
+    images = (np.arange(n)[:, None, None] % 251).astype(np.uint8).repeat(48, 1).repeat(48, 2)
+    usage = np.where(np.arange(n) % 10 == 0, "val", np.where(np.arange(n) % 10 == 1, "test", "train"))
+    return RawData(images=images, labels=labels, usage=usage, ids=[f"r{i}" for i in range(n)], name="imb")
+
+
+@pytest.mark.parametrize("power, expected_minor", [(0.0, 0.1), (0.5, 0.25), (1.0, 0.5)])
+def test_balanced_sampler_draws_classes_by_power(power, expected_minor):
+    """data.sampler=balanced: weight count^-power per row, so the minor class's share of the drawn
+    rows is 10 % (power 0), 1/(1+3) = 25 % (power 0.5: 1/sqrt(800) vs 1/sqrt(80) per row), 50 % (power 1)."""
+    dm = FERDataModule(imbalanced_raw(), batch_size=50, sampler="balanced", sampler_power=power, seed=7, augment=None)
+    dm.setup()
+    loader = dm.train_dataloader()
+    drawn = []
+    for epoch in range(3):  # as Lightning does: a new draw per epoch
+        loader.sampler.set_epoch(epoch)
+        drawn += [b["label"] for b in loader]
+    drawn = torch.cat(drawn)
+    minor = (drawn == dm.class_names.index("disgust")).float().mean().item()
+    assert minor == pytest.approx(expected_minor, abs=0.03)
+    assert len(drawn) == 3 * (800 // 50) * 50  # an epoch draws as many rows as the split has
+
+
+def test_balanced_sampler_is_seeded_and_checks_its_options():
+    weights = np.r_[np.ones(5), 10 * np.ones(5)]
+    a = [b.tolist() for b in IndexBatchSampler(10, 5, shuffle=True, seed=1, weights=weights)]
+    b = [b.tolist() for b in IndexBatchSampler(10, 5, shuffle=True, seed=1, weights=weights)]
+    assert a == b and len(set(sum(a, []))) < 10  # drawn with replacement
+    with pytest.raises(ValueError, match=r"data\.sampler must be one of"):
+        FERDataModule(imbalanced_raw(), sampler="oversample")
+    with pytest.raises(ValueError, match=r"sampler_power must be in \[0, 1\]"):
+        FERDataModule(imbalanced_raw(), sampler="balanced", sampler_power=2.0)
+    with pytest.raises(ValueError, match="one per row"):
+        IndexBatchSampler(10, 5, weights=np.ones(3))
+
+
 def test_soft_batches():
     soft = np.full((6, 7), 1 / 7, np.float32)
     raw = RawData(

@@ -72,18 +72,48 @@ class TensorBatchDataset(Dataset):
         return batch
 
 
+SAMPLERS = ("shuffle", "balanced")
+
+
+def check_sampler(sampler: str, power: float) -> None:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"data.sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if not 0.0 <= power <= 1.0:
+        raise ValueError(f"data.sampler_power must be in [0, 1], got {power}")
+
+
+def row_weights(labels: np.ndarray, power: float) -> np.ndarray:
+    """Per-row sampling weights ``count(class)^-power``: 0 keeps the data's class frequencies
+    (a plain shuffle), 1 draws every class equally often, values between interpolate."""
+    counts = np.bincount(labels).astype(np.float64)
+    return counts[labels] ** -float(power)
+
+
 class IndexBatchSampler(Sampler):
     """Yields int64 index tensors of ``batch_size`` (shuffled each epoch when ``shuffle``).
 
     With ``seed`` the order of epoch k is ``randperm(n)`` from a generator seeded with ``seed + k``;
-    without it the global torch RNG is used (follows ``seed_everything``).
+    without it the global torch RNG is used (follows ``seed_everything``). With ``weights`` (one per
+    row) an epoch is ``n`` rows drawn with replacement in proportion to them instead (the balanced
+    sampler, `row_weights`), from the same generator.
     """
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool = False, drop_last: bool = False, seed: int | None = None):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int | None = None,
+        weights: np.ndarray | None = None,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.n, self.batch_size, self.shuffle, self.seed = int(n), int(batch_size), bool(shuffle), seed
         self.drop_last = bool(drop_last) and self.n >= self.batch_size
+        self.weights = None if weights is None else torch.as_tensor(np.asarray(weights, np.float64))
+        if self.weights is not None and self.weights.shape != (self.n,):
+            raise ValueError(f"weights: one per row needed ({self.n}), got shape {tuple(self.weights.shape)}")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -97,7 +127,10 @@ class IndexBatchSampler(Sampler):
             gen = None
             if self.seed is not None:
                 gen = torch.Generator().manual_seed(int(self.seed) + self.epoch)
-            order = torch.randperm(self.n, generator=gen)
+            if self.weights is not None:
+                order = torch.multinomial(self.weights, self.n, replacement=True, generator=gen)
+            else:
+                order = torch.randperm(self.n, generator=gen)
             self.epoch += 1
         else:
             order = torch.arange(self.n)
@@ -124,6 +157,9 @@ class FERDataModule(LightningDataModule):
         dedupe: ``none`` | ``drop_from_eval``.
         num_workers, pin_memory: DataLoader options (0 workers is the fast default: batches are gathers).
         drop_last: drop the last incomplete train batch (never for val/test).
+        sampler: ``shuffle`` (each train row once per epoch) or ``balanced`` (rows drawn with
+            replacement, weight ``count(class)^-sampler_power``: 1 = every class equally often).
+        sampler_power: between 0 (the data's frequencies) and 1 (fully balanced); balanced only.
         seed: shuffling seed (None: the global torch RNG).
         prepared_dir: read the splits the `prepare` DVC stage wrote there instead of loading ``source``
             (the class names then come from the prepared data).
@@ -152,6 +188,8 @@ class FERDataModule(LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         drop_last: bool = True,
+        sampler: str = "shuffle",
+        sampler_power: float = 1.0,
         seed: int | None = None,
         prepared_dir: str | os.PathLike | None = None,
         path: str | os.PathLike | None = None,
@@ -175,6 +213,8 @@ class FERDataModule(LightningDataModule):
         self.augment: BatchAugment | None = aug or None
         self.on_bad_rows, self.quarantine_path, self.dedupe = on_bad_rows, quarantine_path, dedupe
         self.cache_dir = cache_dir
+        check_sampler(sampler, float(sampler_power))
+        self.sampler, self.sampler_power = sampler, float(sampler_power)
         self.num_workers, self.pin_memory, self.drop_last, self.seed = (
             int(num_workers),
             bool(pin_memory),
@@ -285,12 +325,14 @@ class FERDataModule(LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         self._require()
         ds = self._tensors[split]
+        balanced = train and self.sampler == "balanced"
         sampler = IndexBatchSampler(
             len(ds),
             self.batch_size if train else self.eval_batch_size,
             shuffle=train,
             drop_last=self.drop_last and train,
             seed=self.seed,
+            weights=row_weights(ds.labels.numpy(), self.sampler_power) if balanced else None,
         )
         return DataLoader(
             ds,
