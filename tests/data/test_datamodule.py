@@ -107,7 +107,7 @@ def test_balanced_sampler_is_seeded_and_checks_its_options():
     weights = np.r_[np.ones(5), 10 * np.ones(5)]
     a = [b.tolist() for b in IndexBatchSampler(10, 5, shuffle=True, seed=1, weights=weights)]
     b = [b.tolist() for b in IndexBatchSampler(10, 5, shuffle=True, seed=1, weights=weights)]
-    assert a == b and len(set(sum(a, []))) < 10  # drawn with replacement
+    assert a == b and len({i for batch in a for i in batch}) < 10  # drawn with replacement
     with pytest.raises(ValueError, match=r"data\.sampler must be one of"):
         FERDataModule(imbalanced_raw(), sampler="oversample")
     with pytest.raises(ValueError, match=r"sampler_power must be in \[0, 1\]"):
