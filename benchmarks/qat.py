@@ -65,7 +65,8 @@ def main() -> None:
         mlflow.set_tracking_uri(args.tracking_uri)
     from ferops.training.run import train
 
-    rows = []
+    results = args.out / "results.json"  # rows of earlier invocations are kept (one per model)
+    rows = [r for r in (json.loads(results.read_text()) if results.is_file() else []) if r["model"] not in args.models]
     for name in args.models:
         base = [
             "experiment=fer2013_cpu",
@@ -77,7 +78,7 @@ def main() -> None:
             "export.tta=none",
         ]
         if name in TIMM_MODELS:  # the preset's fer_vgg widths are no timm arguments
-            base.append("model.backbone_kwargs={}")
+            base += ["~model.backbone_kwargs.widths", "~model.backbone_kwargs.convs_per_stage"]
         t0 = time.time()
         fp32 = train(compose_run(base), args.out / name / "fp32")
         t_fp32 = time.time() - t0
@@ -94,7 +95,7 @@ def main() -> None:
         row = {"model": name, "fp32_train_s": round(t_fp32), "qat_train_s": round(t_qat), "ptq": ptq, "qat": qat}
         rows.append(row)
         print(json.dumps(row), flush=True)
-        (args.out / "results.json").write_text(json.dumps(rows, indent=2))
+        results.write_text(json.dumps(rows, indent=2))
 
     lines = [
         "| model | fp32 test acc | PTQ int8 acc | PTQ drop | PTQ agreement | QAT fp32 acc | QAT int8 acc | QAT drop | QAT agreement | gates PTQ / QAT |",
