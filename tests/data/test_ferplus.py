@@ -75,6 +75,35 @@ def test_soft_contempt_as_disgust(ferplus_files):
     np.testing.assert_allclose(raw.soft[row], [0, 1, 0, 0, 0, 0, 0])
 
 
+def test_fer2013_mode_keeps_fer2013_rows_and_labels_and_blends_the_votes(ferplus_files):
+    """``mode: fer2013``: every FER2013 row, id and label as ``Fer2013Csv`` gives them (same split, val
+    and test on the original labels); rows with usable votes get (1 - w) one-hot + w votes, the rest one-hot."""
+    from ferops.data import Fer2013Csv
+
+    fer, fp = ferplus_files()
+    base = Fer2013Csv(fer).load()
+    raw = FerPlus(fer, fp, mode="fer2013", vote_weight=0.25).load()
+    assert raw.labels.tolist() == [r[0] for r in ROWS] == base.labels.tolist()
+    assert raw.ids.tolist() == base.ids.tolist() and raw.usage.tolist() == base.usage.tolist()
+    np.testing.assert_array_equal(raw.images, base.images)
+    one_hot = np.eye(7)[raw.labels]
+    np.testing.assert_allclose(raw.soft[0], 0.75 * one_hot[0] + 0.25 * np.array([0, 0, 0, 0.8, 0, 0, 0.2]), atol=1e-6)
+    # line 6 (tie, unknown votes discarded), line 7 (contempt votes discarded), line 8 (one fear vote)
+    np.testing.assert_allclose(raw.soft[4], 0.75 * one_hot[4] + 0.25 * np.array([0.5, 0.5, 0, 0, 0, 0, 0]), atol=1e-6)
+    np.testing.assert_allclose(raw.soft[5], 0.75 * one_hot[5] + 0.25 * one_hot[5], atol=1e-6)
+    np.testing.assert_allclose(raw.soft[6], one_hot[6], atol=1e-6)
+    np.testing.assert_allclose(raw.soft[7], 0.75 * one_hot[7] + 0.25 * np.array([0, 0, 0.2, 0, 0.3, 0, 0.5]), atol=1e-6)
+    # no image name, not a face, unknown >= best: the label alone
+    for row in (1, 2, 3):
+        np.testing.assert_allclose(raw.soft[row], one_hot[row])
+    assert raw.stats["ferplus_targets"] == {"with_votes": 5, "label_only": 3}
+    assert (raw.soft.argmax(axis=1) == raw.labels).all()
+    with pytest.raises(ValueError, match=r"vote_weight must be in \[0, 0.5\)"):
+        FerPlus(fer, fp, mode="fer2013", vote_weight=0.5)
+    with pytest.raises(ValueError, match="contempt must be drop or disgust"):
+        FerPlus(fer, fp, mode="fer2013", contempt="keep")
+
+
 def test_contempt_kept_as_the_eighth_class(ferplus_files):
     """``contempt: keep`` (the ferplus8 class set): contempt rows stay, labelled as the source's 8th class."""
     fer, fp = ferplus_files()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +53,16 @@ class FerPlus(Source):
     4. ``mode: soft``: ``soft`` = the vote distribution over the 7 FER classes (contempt per rule 1),
        ``labels`` = its argmax (lowest id on ties; ``tie_policy`` does not apply). Rows with no emotion
        votes or whose best emotion has fewer than ``min_votes`` votes are dropped.
+    5. ``mode: fer2013``: the FER2013 rows, ids and labels unchanged (so the same split, and val / test
+       scored on the original labels), with ``soft`` = (1 - ``vote_weight``) x one-hot(FER2013 label) +
+       ``vote_weight`` x the FER+ vote distribution over the 7 FER classes (contempt per rule 1, NF and
+       unknown votes discarded). Rows FER+ has no usable votes for (no image name, malformed, NF or
+       unknown at least the best emotion, no emotion votes) keep the one-hot target (counted in
+       ``stats["ferplus_targets"]``). ``vote_weight`` < 0.5 keeps the FER2013 label the target's
+       majority under any class map (the label stays the argmax).
     """
 
-    MODES = ("majority", "soft")
+    MODES = ("majority", "soft", "fer2013")
     CONTEMPT = ("drop", "disgust", "keep")
     decoder_modules = ("ferops.data.csv_reader", "ferops.data.raw")
 
@@ -66,6 +74,7 @@ class FerPlus(Source):
         tie_policy: str = "drop",
         contempt: str = "drop",
         min_votes: int = 2,
+        vote_weight: float = 0.3,
         on_bad_rows: str = "error",
         cache_dir: str | None = None,
         name: str | None = None,
@@ -76,12 +85,17 @@ class FerPlus(Source):
             raise ValueError(f"tie_policy must be 'drop' or 'first', got {tie_policy!r}")
         if contempt not in self.CONTEMPT:
             raise ValueError(f"contempt must be one of {self.CONTEMPT}, got {contempt!r}")
+        if mode == "fer2013" and contempt == "keep":
+            raise ValueError("FER+ mode fer2013 keeps FER2013's 7 labels: contempt must be drop or disgust, not keep")
+        if mode == "fer2013" and not 0.0 <= float(vote_weight) < 0.5:
+            raise ValueError(f"FER+ vote_weight must be in [0, 0.5) so the FER2013 label stays the majority, got {vote_weight}")
+        self.vote_weight = float(vote_weight)
         self.fer2013_path = Path(fer2013_path)
         self.ferplus_path = Path(ferplus_path)
         self.mode, self.tie_policy, self.contempt, self.min_votes = mode, tie_policy, contempt, int(min_votes)
         self.on_bad_rows = check_on_bad_rows(on_bad_rows)
         self.cache_dir = cache_dir
-        self.name = name or ("ferplus" if mode == "majority" else "ferplus_soft")
+        self.name = name or {"majority": "ferplus", "soft": "ferplus_soft", "fer2013": "fer2013_ferplus_votes"}[mode]
 
     def cache_inputs(self) -> object:
         return [
@@ -96,6 +110,7 @@ class FerPlus(Source):
             "tie_policy": self.tie_policy,
             "contempt": self.contempt,
             "min_votes": self.min_votes,
+            **({"vote_weight": self.vote_weight} if self.mode == "fer2013" else {}),
         }
 
     def decode(self) -> RawData:
@@ -145,6 +160,8 @@ class FerPlus(Source):
         named = np.array([bool(table.columns["image name"][k].strip()) for k in p.tolist()], bool)
         dropped = {"no_image_name": int((~named).sum())}
         rows, p = rows[named], p[named]
+        if self.mode == "fer2013":
+            return self._with_vote_targets(base, rows, votes[p], issues)
         keep, labels, soft, policy_drops = self._labels(votes[p])
         dropped.update(policy_drops)
         rows, p = rows[keep], p[keep]
@@ -163,6 +180,40 @@ class FerPlus(Source):
             source_index=base.source_index[rows],
         )
 
+    def _with_vote_targets(self, base: RawData, rows: np.ndarray, votes: np.ndarray, issues: list[DataIssue]) -> RawData:
+        """Mode fer2013: every FER2013 row with its own label; ``rows`` (base row indices) with their
+        FER+ ``votes`` get the blended soft target."""
+        emo = self._emotion_votes(votes)[:, : len(FER_CLASSES)].astype(np.float64)  # contempt: dropped or in disgust
+        col = {c: votes[:, j] for j, c in enumerate(FERPLUS_COLUMNS)}
+        top = emo.max(axis=1)
+        usable = ~((col["nf"] > 0) & (col["nf"] >= top)) & ~((col["unknown"] > 0) & (col["unknown"] >= top)) & (top > 0)
+        one_hot = np.eye(len(FER_CLASSES), dtype=np.float64)[base.labels]
+        soft = one_hot.copy()
+        with_votes = rows[usable]
+        dist = emo[usable] / emo[usable].sum(axis=1, keepdims=True)
+        soft[with_votes] = (1.0 - self.vote_weight) * one_hot[with_votes] + self.vote_weight * dist
+        targets = {"with_votes": len(with_votes), "label_only": len(base.labels) - len(with_votes)}
+        return replace(
+            base,
+            name=self.name,
+            soft=soft.astype(np.float32),
+            class_names=FER_CLASSES,
+            quarantine=base.quarantine + issues,
+            stats={**base.stats, "ferplus_targets": targets, "ferplus_vote_weight": self.vote_weight},
+        )
+
+    def _emotion_votes(self, votes: np.ndarray) -> np.ndarray:
+        """Vote rows [N, 10] -> [N, 8]: the 7 FER ids, then contempt (0 with contempt: disgust, which adds it to disgust)."""
+        col = {c: votes[:, j] for j, c in enumerate(FERPLUS_COLUMNS)}
+        emo = np.zeros((len(votes), len(FER_CLASSES) + 1), np.int64)
+        for c, fer_id in FERPLUS_TO_FER.items():
+            emo[:, fer_id] = col[c]
+        if self.contempt == "disgust":
+            emo[:, FER_CLASS_TO_ID["disgust"]] += col["contempt"]
+        else:
+            emo[:, -1] = col["contempt"]
+        return emo
+
     @property
     def class_names(self) -> tuple[str, ...]:
         return (*FER_CLASSES, "contempt") if self.contempt == "keep" else FER_CLASSES
@@ -170,13 +221,7 @@ class FerPlus(Source):
     def _labels(self, votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, int]]:
         """Apply the documented policy to vote rows [N, 10] -> (keep mask, labels, soft or None, drop counts)."""
         col = {c: votes[:, j] for j, c in enumerate(FERPLUS_COLUMNS)}
-        emo = np.zeros((len(votes), len(FER_CLASSES) + 1), np.int64)  # 7 FER ids + contempt last
-        for c, fer_id in FERPLUS_TO_FER.items():
-            emo[:, fer_id] = col[c]
-        if self.contempt == "disgust":
-            emo[:, FER_CLASS_TO_ID["disgust"]] += col["contempt"]
-        else:
-            emo[:, -1] = col["contempt"]
+        emo = self._emotion_votes(votes)  # 7 FER ids + contempt last
         top = emo.max(axis=1)
         not_face = (col["nf"] > 0) & (col["nf"] >= top)
         unknown = ~not_face & (col["unknown"] > 0) & (col["unknown"] >= top)

@@ -20,6 +20,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, M
 
 from ferops.seeding import derived_seed
 from ferops.training import qat
+from ferops.training.distill import Distiller
 from ferops.training.mixup import mix_batch
 
 
@@ -89,6 +90,9 @@ class FERClassifier(L.LightningModule):
         self.meta = dict(meta or {})
         self._mix_rng = np.random.default_rng(seed)  # reseeded every step in _reseed_step
         self.qat: qat.QATHandles | None = None  # set by ferops.training.run for a QAT fine-tune
+        # set by ferops.training.run when distilling; a plain attribute, not a submodule, so the
+        # teachers' weights stay out of this model's state_dict and checkpoint
+        self.distiller: Distiller | None = None
         n = len(self.class_names)
 
         def metrics() -> MetricCollection:
@@ -138,6 +142,8 @@ class FERClassifier(L.LightningModule):
             images, target = mix_batch(images, target, len(self.class_names), rng=self._mix_rng, **self.mixup)
         logits = self(images)
         loss = self.loss(logits, target)
+        if self.distiller is not None:  # the teachers see the same (augmented, mixed) batch
+            loss = self.distiller.loss(logits, images, loss)
         self.train_loss(loss)
         self.train_metrics.update(logits.detach(), labels)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
@@ -145,6 +151,8 @@ class FERClassifier(L.LightningModule):
 
     def on_train_start(self) -> None:
         self._ema_step = self.global_step  # a resumed run continues from its checkpoint's step
+        if self.distiller is not None:
+            self.distiller.follow(self.net)
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         # After the optimizer step (training_step runs inside its closure, before it): the average

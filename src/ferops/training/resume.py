@@ -19,7 +19,7 @@ RUN_STATE = "run_state.json"
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
 # What decides the rest of a training: a resumption must match the killed run on these (export,
 # registry and tracking settings may change in between: they act after training).
-TRAINING_KEYS = ("seed", "data", "model", "loss", "optim", "trainer", "callbacks")
+TRAINING_KEYS = ("seed", "data", "model", "loss", "optim", "trainer", "callbacks", "qat", "distill")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ferops import tracking
 from ferops.models.preprocess import Preprocess
 from ferops.training import qat
+from ferops.training.distill import DistillConfig, load_teachers
 from ferops.training import resume as R
 from ferops.training.module import FERClassifier
 from ferops.training.precision import training_precision
@@ -202,6 +203,10 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     module = build_module(cfg, datamodule)
     if qat_cfg.enabled:
         qat.start_from_checkpoint(module, qat_cfg)
+    distill_cfg = DistillConfig.from_mapping(OmegaConf.to_container(cfg.distill, resolve=True) if "distill" in cfg else None)
+    if distill_cfg.enabled:
+        module.distiller = load_teachers(distill_cfg, module.class_names, module.meta["preprocessing"], datamodule.fingerprint)
+        module.meta["distill"] = module.distiller.record
 
     t = cfg.tracking
     run_name = t.run_name or tracking.new_run_name(cfg.model.name, _loss_name(cfg), datamodule.dataset_name)
