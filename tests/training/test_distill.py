@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from checkpoints import train_tiny_checkpoint
-from confutil import TINY, compose_config
 from hydra.utils import instantiate
 
+from confutil import TINY, compose_config
 from ferops.models.checkpoint import load_deployable
 from ferops.training.distill import DistillConfig, Distiller, TeacherEnsemble, distillation_loss
 from ferops.training.run import build_module

@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ferops import tracking
 from ferops.models.preprocess import Preprocess
 from ferops.training import qat
-from ferops.training.distill import DistillConfig, load_teachers
 from ferops.training import resume as R
+from ferops.training.distill import DistillConfig, load_teachers
 from ferops.training.module import FERClassifier
 from ferops.training.precision import training_precision
 
