@@ -106,7 +106,8 @@ class Distiller:
             if weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
             else torch.contiguous_format
         )
-        self.teacher.to(device=weight.device, memory_format=fmt)
+        self.teacher.to(weight.device)
+        self.teacher.to(memory_format=fmt)  # type: ignore[call-overload]  # nn.Module.to takes it; the stubs lack it
 
     def loss(self, student_logits: torch.Tensor, images: torch.Tensor, task_loss: torch.Tensor) -> torch.Tensor:
         targets = self.teacher.soft_targets(images, self.config.temperature)
