@@ -59,6 +59,16 @@ def test_the_training_step_adds_the_teachers_term_on_the_same_batch(teacher_ckpt
     assert not module.distiller.teacher.training and not any(p.requires_grad for p in module.distiller.teacher.parameters())
 
 
+def test_teachers_follow_the_students_memory_format(teacher_ckpt):
+    student = load_deployable(teacher_ckpt)[0].to(memory_format=torch.channels_last)
+    distiller = Distiller(TeacherEnsemble([load_deployable(teacher_ckpt)[0]]), DistillConfig(teachers=("a",)))
+    distiller.follow(student)
+    convs = [p for p in distiller.teacher.parameters() if p.ndim == 4 and p.shape[1] > 1]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs)
+    distiller.follow(student.to(memory_format=torch.contiguous_format))
+    assert all(p.is_contiguous() for p in convs)
+
+
 def test_a_run_distils_from_teacher_checkpoints_without_keeping_them(tmp_path, teacher_ckpt):
     student = train_tiny_checkpoint(
         tmp_path / "student", [f"distill.teachers=[{teacher_ckpt},{teacher_ckpt}]", "distill.alpha=0.9"]

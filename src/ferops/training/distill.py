@@ -99,14 +99,13 @@ class Distiller:
     record: dict[str, Any] = field(default_factory=dict)
 
     def follow(self, student: nn.Module) -> None:
-        """Put the teachers on the student's device and memory format (channels_last on CPU)."""
-        weight = next(p for p in student.parameters() if p.ndim == 4)
-        fmt = (
-            torch.channels_last
-            if weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
-            else torch.contiguous_format
-        )
-        self.teacher.to(weight.device)
+        """Put the teachers on the student's device and memory format (channels_last: about twice the
+        forward speed with bf16 on CPU). A 1-input-channel conv weight is both contiguous and
+        channels_last, so the format is read off the first weight that tells them apart."""
+        weights = [p for p in student.parameters() if p.ndim == 4]
+        nhwc = any(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in weights)
+        self.teacher.to(weights[0].device if weights else next(student.parameters()).device)
+        fmt = torch.channels_last if nhwc else torch.contiguous_format
         self.teacher.to(memory_format=fmt)  # type: ignore[call-overload]  # nn.Module.to takes it; the stubs lack it
 
     def loss(self, student_logits: torch.Tensor, images: torch.Tensor, task_loss: torch.Tensor) -> torch.Tensor:
