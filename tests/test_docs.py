@@ -119,7 +119,8 @@ def _unwrap(argv: tuple[str, ...]) -> list[str]:
     for tok in argv:
         if tok == "..." or tok.endswith("=..."):
             continue
-        tok = tok.lstrip("[").rstrip("]")
+        if "=[" not in tok:  # a Hydra list override (key=[a,b]) keeps its brackets
+            tok = tok.lstrip("[").rstrip("]")
         out.append(re.sub(r"^<(.+)>$", r"\1", tok))
     return out
 
