@@ -59,9 +59,8 @@ def predict(checkpoint: Path, images: np.ndarray, batch: int = 512) -> np.ndarra
     return torch.cat([model(x[i : i + batch]).argmax(-1) for i in range(0, len(x), batch)]).numpy()
 
 
-def run_record(run_dir: Path) -> dict:
+def run_record(run_dir: Path, config) -> dict:
     state = json.loads((run_dir / "run_state.json").read_text())
-    config = OmegaConf.load(run_dir / "config.yaml")
     return {"run_id": state.get("run_id"), "name": config.tracking.get("run_name") or run_dir.name}
 
 
@@ -95,7 +94,7 @@ def main() -> None:
         low, high = wilson(acc, len(labels))
         recall = per_class_metrics(labels, pred, n_classes)["recall"]
         row = {
-            **run_record(run_dir),
+            **run_record(run_dir, theirs),
             "dir": str(run_dir),
             "epochs": int(theirs.trainer.max_epochs),
             "test_acc": acc,

@@ -30,6 +30,14 @@ FERPLUS_TO_FER = {
 }
 
 
+def _not_emotion(votes: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 2 of the policy: rows whose NF (``not_face``), else ``unknown``, votes reach ``top``, the
+    best emotion's count."""
+    nf, unknown = votes[:, FERPLUS_COLUMNS.index("nf")], votes[:, FERPLUS_COLUMNS.index("unknown")]
+    not_face = (nf > 0) & (nf >= top)
+    return not_face, ~not_face & (unknown > 0) & (unknown >= top)
+
+
 class FerPlus(Source):
     """FER+ crowd labels (``fer2013new.csv``) over the FER2013 pixels (same rows, same order).
 
@@ -184,9 +192,9 @@ class FerPlus(Source):
         """Mode fer2013: every FER2013 row with its own label; ``rows`` (base row indices) with their
         FER+ ``votes`` get the blended soft target."""
         emo = self._emotion_votes(votes)[:, : len(FER_CLASSES)].astype(np.float64)  # contempt: dropped or in disgust
-        col = {c: votes[:, j] for j, c in enumerate(FERPLUS_COLUMNS)}
         top = emo.max(axis=1)
-        usable = ~((col["nf"] > 0) & (col["nf"] >= top)) & ~((col["unknown"] > 0) & (col["unknown"] >= top)) & (top > 0)
+        not_face, unknown = _not_emotion(votes, top)
+        usable = ~not_face & ~unknown & (top > 0)
         one_hot = np.eye(len(FER_CLASSES), dtype=np.float64)[base.labels]
         soft = one_hot.copy()
         with_votes = rows[usable]
@@ -220,11 +228,9 @@ class FerPlus(Source):
 
     def _labels(self, votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, int]]:
         """Apply the documented policy to vote rows [N, 10] -> (keep mask, labels, soft or None, drop counts)."""
-        col = {c: votes[:, j] for j, c in enumerate(FERPLUS_COLUMNS)}
         emo = self._emotion_votes(votes)  # 7 FER ids + contempt last
         top = emo.max(axis=1)
-        not_face = (col["nf"] > 0) & (col["nf"] >= top)
-        unknown = ~not_face & (col["unknown"] > 0) & (col["unknown"] >= top)
+        not_face, unknown = _not_emotion(votes, top)
         drops = {"not_face": int(not_face.sum()), "unknown": int(unknown.sum())}
         keep = ~not_face & ~unknown
         n_classes = len(self.class_names)

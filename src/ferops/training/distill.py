@@ -24,13 +24,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ferops.typed_config import build_dataclass
 
-@dataclass(frozen=True)
+
+@dataclass
 class DistillConfig:
-    teachers: tuple[str, ...] = ()
+    """The ``distill`` config group (unknown keys are errors: `ferops.typed_config.build_dataclass`)."""
+
+    teachers: Sequence[str] = ()
     temperature: float = 4.0
     alpha: float = 0.5
     allow_other_data: bool = False
+
+    def __post_init__(self) -> None:
+        self.teachers = (self.teachers,) if isinstance(self.teachers, str) else tuple(str(t) for t in self.teachers or ())
+        if self.temperature <= 0:
+            raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"distill.alpha must be in [0, 1], got {self.alpha}")
 
     @property
     def enabled(self) -> bool:
@@ -38,25 +49,7 @@ class DistillConfig:
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> DistillConfig:
-        cfg = dict(cfg or {})
-        known = {"teachers", "temperature", "alpha", "allow_other_data"}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"distill: unknown keys {unknown} (known: {sorted(known)})")
-        teachers = cfg.get("teachers") or ()
-        if isinstance(teachers, str):
-            teachers = (teachers,)
-        out = cls(
-            teachers=tuple(str(t) for t in teachers),
-            temperature=float(cfg.get("temperature", cls.temperature)),
-            alpha=float(cfg.get("alpha", cls.alpha)),
-            allow_other_data=bool(cfg.get("allow_other_data", False)),
-        )
-        if out.temperature <= 0:
-            raise ValueError(f"distill.temperature must be > 0, got {out.temperature}")
-        if not 0.0 <= out.alpha <= 1.0:
-            raise ValueError(f"distill.alpha must be in [0, 1], got {out.alpha}")
-        return out
+        return build_dataclass(cls, dict(cfg or {}), "distill")
 
 
 class TeacherEnsemble(nn.Module):
@@ -104,7 +97,7 @@ class Distiller:
         channels_last, so the format is read off the first weight that tells them apart."""
         weights = [p for p in student.parameters() if p.ndim == 4]
         nhwc = any(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in weights)
-        self.teacher.to(weights[0].device if weights else next(student.parameters()).device)
+        self.teacher.to(next(student.parameters()).device)
         fmt = torch.channels_last if nhwc else torch.contiguous_format
         self.teacher.to(memory_format=fmt)  # type: ignore[call-overload]  # nn.Module.to takes it; the stubs lack it
 
